@@ -1,0 +1,8 @@
+/** The {@code airlock} command line. */
+module dev.airlock.cli {
+    requires dev.airlock.virtio;
+    requires dev.airlock.hypervisor;
+    requires info.picocli;
+
+    opens dev.airlock.cli to info.picocli;
+}
