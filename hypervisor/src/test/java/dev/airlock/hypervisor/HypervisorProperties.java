@@ -1,27 +1,36 @@
 package dev.airlock.hypervisor;
 
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
-import net.jqwik.api.constraints.IntRange;
-import net.jqwik.api.constraints.Size;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.SplittableRandom;
+import java.util.stream.LongStream;
 
 import static dev.airlock.hypervisor.TestSupport.World;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
-/** Queue and doorbell semantics against simple models, over random operation sequences. */
+/**
+ * Queue and doorbell semantics against simple models, over random operation sequences. One case per
+ * seed; {@code -Dairlock.seed=N} reruns one case, {@code -Dairlock.tries=N} runs more.
+ */
 class HypervisorProperties {
 
-    @Property(tries = 100)
-    void aQueueBehavesLikeABoundedFifo(@ForAll @Size(max = 200) List<@IntRange(min = 0, max = 2) Integer> ops,
-                                       @ForAll @IntRange(min = 2, max = 9) int depth) {
+    static LongStream seeds() {
+        Long only = Long.getLong("airlock.seed");
+        return only != null ? LongStream.of(only) : LongStream.range(0, Integer.getInteger("airlock.tries", 100));
+    }
+
+    @ParameterizedTest(name = "seed {0}")
+    @MethodSource("seeds")
+    void aQueueBehavesLikeABoundedFifo(long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int depth = r.nextInt(2, 10);
+        int[] ops = r.ints(r.nextInt(201), 0, 3).toArray();
         try (World world = new World(HypervisorConfig.DEFAULT, depth).started()) {
             ArrayDeque<Integer> model = new ArrayDeque<>();
             int next = 0;
@@ -55,19 +64,27 @@ class HypervisorProperties {
         record Unmask() implements DoorbellOp { }
     }
 
-    @Provide
-    Arbitrary<List<DoorbellOp>> doorbellOps() {
-        Arbitrary<DoorbellOp> ring = Arbitraries.longs().filter(f -> f != 0).map(DoorbellOp.Ring::new);
-        return Arbitraries.frequencyOf(
-                        net.jqwik.api.Tuple.of(4, ring),
-                        net.jqwik.api.Tuple.of(2, Arbitraries.just(new DoorbellOp.Read())),
-                        net.jqwik.api.Tuple.of(1, Arbitraries.just(new DoorbellOp.Mask())),
-                        net.jqwik.api.Tuple.of(1, Arbitraries.just(new DoorbellOp.Unmask())))
-                .list().ofMaxSize(100);
+    /** Up to 100 operations: ring 4 : read 2 : mask 1 : unmask 1; ring flags are non-zero, often one bit. */
+    private static List<DoorbellOp> doorbellOps(SplittableRandom r) {
+        int count = r.nextInt(101);
+        List<DoorbellOp> ops = new ArrayList<>(count);
+        for (int i = 0; i < count; i++) {
+            int pick = r.nextInt(8);
+            ops.add(pick < 4 ? new DoorbellOp.Ring(ringFlags(r))
+                    : pick < 6 ? new DoorbellOp.Read() : pick == 6 ? new DoorbellOp.Mask() : new DoorbellOp.Unmask());
+        }
+        return ops;
     }
 
-    @Property(tries = 100)
-    void aDoorbellIsAnOrWordThatReadingClears(@ForAll("doorbellOps") List<DoorbellOp> ops) {
+    private static long ringFlags(SplittableRandom r) {
+        long flags = r.nextBoolean() ? 1L << r.nextInt(64) : r.nextLong();
+        return flags != 0 ? flags : 1;
+    }
+
+    @ParameterizedTest(name = "seed {0}")
+    @MethodSource("seeds")
+    void aDoorbellIsAnOrWordThatReadingClears(long seed) {
+        List<DoorbellOp> ops = doorbellOps(new SplittableRandom(seed));
         try (World world = new World().started()) {
             long model = 0;
             for (DoorbellOp op : ops) {

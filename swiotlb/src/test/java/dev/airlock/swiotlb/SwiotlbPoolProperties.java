@@ -1,12 +1,7 @@
 package dev.airlock.swiotlb;
 
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
-import net.jqwik.api.constraints.IntRange;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -14,6 +9,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
+import java.util.SplittableRandom;
+import java.util.stream.LongStream;
 
 import static dev.airlock.swiotlb.SwiotlbPool.IO_TLB_SEGSIZE;
 import static dev.airlock.swiotlb.SwiotlbPool.IO_TLB_SEGMENT_BYTES;
@@ -69,52 +66,66 @@ class SwiotlbPoolProperties {
                         byte[] slots) {
     }
 
-    @Property(tries = 1000)
-    void shouldNeverOverlapLoseOrCorruptAndShouldEndEmpty(
-            @ForAll @IntRange(min = 8, max = 600) int poolSlots,
-            @ForAll @IntRange(min = 1, max = 4) int areas,
-            @ForAll("minAlignMasks") long minAlignMask,
-            @ForAll("allocAlignments") long allocAlignment,
-            @ForAll("operations") List<Op> ops,
-            @ForAll long seed) {
+    /** How many seeds a normal run tries; {@code -Dairlock.tries=N} for more. */
+    private static final int TRIES = Integer.getInteger("airlock.tries", 1000);
+
+    static LongStream seeds() {
+        Long only = Long.getLong("airlock.seed");
+        return only != null ? LongStream.of(only) : LongStream.range(0, TRIES);
+    }
+
+    /**
+     * One random case per seed: pool shape, options and a sequence of up to 50 operations. A
+     * failure names its seed; {@code -Dairlock.seed=N} reruns just that case.
+     */
+    @ParameterizedTest(name = "seed {0}")
+    @MethodSource("seeds")
+    void shouldNeverOverlapLoseOrCorruptAndShouldEndEmpty(long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int poolSlots = r.nextInt(8, 601);
+        int areas = r.nextInt(1, 5);
+        long minAlignMask = pick(r, 0L, 0x3L, 0x7ffL, 0xfffL, 0x3fffL);
+        long allocAlignment = pick(r, 0L, 0L, 1L, 2048L, 4096L, 16384L);
+        List<Op> ops = operations(r);
         try (TestVm vm = new TestVm(RAM_WINDOW, 2L * 1024 * 1024)) {
             int segments = (poolSlots + IO_TLB_SEGSIZE - 1) / IO_TLB_SEGSIZE;
             SwiotlbPool pool = vm.pool("prop", 0, (long) poolSlots * IO_TLB_SIZE, Math.min(areas, segments), minAlignMask,
                     allocAlignment);
-            new Run(vm, pool, seed).run(ops);
+            new Run(vm, pool, r.nextLong()).run(ops);
         }
     }
 
-    @Provide
-    Arbitrary<Long> minAlignMasks() {
-        return Arbitraries.of(0L, 0x3L, 0x7ffL, 0xfffL, 0x3fffL);
+    private static long pick(SplittableRandom r, long... values) {
+        return values[r.nextInt(values.length)];
     }
 
-    @Provide
-    Arbitrary<Long> allocAlignments() {
-        return Arbitraries.of(0L, 0L, 1L, 2048L, 4096L, 16384L);
+    private static int size(SplittableRandom r) {
+        return switch (r.nextInt(3)) {
+            case 0 -> r.nextInt(1, 4097);
+            case 1 -> r.nextInt(1, 70_001);
+            default -> (int) pick(r, 1, 2047, 2048, 2049, 4096, 65536, IO_TLB_SEGMENT_BYTES - 4096, IO_TLB_SEGMENT_BYTES);
+        };
     }
 
-    @Provide
-    Arbitrary<List<Op>> operations() {
-        Arbitrary<Integer> any = Arbitraries.integers().between(0, Integer.MAX_VALUE);
-        Arbitrary<Integer> sizes = Arbitraries.oneOf(List.of(
-                Arbitraries.integers().between(1, 4096),
-                Arbitraries.integers().between(1, 70_000),
-                Arbitraries.of(1, 2047, 2048, 2049, 4096, 65536, (int) IO_TLB_SEGMENT_BYTES - 4096, (int) IO_TLB_SEGMENT_BYTES)));
-        Arbitrary<Op> map = Combinators.combine(any, sizes, Arbitraries.of(DmaDirection.class)).as(Map::new);
-        Arbitrary<Op> deviceWrite = Combinators.combine(any, any, any, any).as(DeviceWrite::new);
-        Arbitrary<Op> cpuWrite = Combinators.combine(any, Arbitraries.integers().between(1, 8192), any).as(CpuWrite::new);
-        Arbitrary<Op> sync = Combinators.combine(any, any, any, Arbitraries.of(true, false)).as(Sync::new);
-        Arbitrary<Op> unmap = any.map(Unmap::new);
-        Arbitrary<Op> wrong = Combinators.combine(any, Arbitraries.integers().between(0, 4)).as(WrongCall::new);
-        Arbitrary<Op> alloc = Combinators.combine(
-                Arbitraries.oneOf(List.of(Arbitraries.integers().between(1, 16384), Arbitraries.integers().between(1, 800_000))),
-                Arbitraries.integers().between(0, 16)).as(Alloc::new);
-        Arbitrary<Op> free = any.map(Free::new);
-        return Arbitraries.oneOf(List.of(map, map, map, deviceWrite, deviceWrite, cpuWrite, sync, sync, unmap, unmap, wrong,
-                        alloc, free))
-                .list().ofMinSize(1).ofMaxSize(50);
+    /** Operations in the proportions map 3 : device write 2 : cpu write 1 : sync 2 : unmap 2 : wrong 1 : alloc 1 : free 1. */
+    private static List<Op> operations(SplittableRandom r) {
+        int count = r.nextInt(1, 51);
+        List<Op> ops = new ArrayList<>(count);
+        DmaDirection[] directions = DmaDirection.values();
+        for (int i = 0; i < count; i++) {
+            int any = r.nextInt(Integer.MAX_VALUE);
+            ops.add(switch (r.nextInt(13)) {
+                case 0, 1, 2 -> new Map(any, size(r), directions[r.nextInt(directions.length)]);
+                case 3, 4 -> new DeviceWrite(any, r.nextInt(Integer.MAX_VALUE), r.nextInt(Integer.MAX_VALUE), r.nextInt());
+                case 5 -> new CpuWrite(any, r.nextInt(1, 8193), r.nextInt());
+                case 6, 7 -> new Sync(any, r.nextInt(Integer.MAX_VALUE), r.nextInt(Integer.MAX_VALUE), r.nextBoolean());
+                case 8, 9 -> new Unmap(any);
+                case 10 -> new WrongCall(any, r.nextInt(5));
+                case 11 -> new Alloc(r.nextBoolean() ? r.nextInt(1, 16385) : r.nextInt(1, 800_001), r.nextInt(17));
+                default -> new Free(any);
+            });
+        }
+        return ops;
     }
 
     /** One try: the pool, the model, and the checks after every step. */
