@@ -16,7 +16,9 @@ import java.util.concurrent.Callable;
  * bounced through a swiotlb pool in a memfd shared region.
  */
 @Command(name = "demo", description = {
-    "Runs the loopback demo: a driver thread and a device thread share one split virtqueue in a",
+    "Runs the demo (for now the loopback; the VM demo comes with the devices).",
+    "",
+    "The loopback: a driver thread and a device thread share one split virtqueue in a",
     "memfd region that each maps separately; every buffer of the driver lives in its private memory",
     "and is bounced through a swiotlb pool in the shared region. Random data flows both ways;",
     "CRC32C checksums of each direction are compared. Exit 0 when both directions arrive intact."})
