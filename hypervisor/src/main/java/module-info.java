@@ -9,4 +9,5 @@ module dev.airlock.hypervisor {
     requires transitive dev.airlock.memory;
 
     exports dev.airlock.hypervisor;
+    exports dev.airlock.hypervisor.process;
 }

@@ -57,28 +57,37 @@
  *   <li>An interrupt handler that throws kills its VM: it is logged and destroyed as above.</li>
  * </ul>
  *
- * <h2>The multi-process runtime (to come)</h2>
- * The same two interfaces, with each VM and each backend an OS process and the hypervisor a daemon:
+ * <h2>The multi-process runtime ({@code dev.airlock.hypervisor.process})</h2>
+ * The same two interfaces, with each VM and each backend an OS process and the hypervisor a daemon
+ * ({@code HypervisorDaemon}) on a Unix socket; the wire format is {@code WireLayout}.
  * <ul>
- *   <li>{@code Hypervisor} is a client of the daemon's control socket (a Unix socket); the
- *       {@code airlock hypervisor} command runs the daemon, {@code airlock status} lists through it.</li>
- *   <li>A VM process obtains its {@code VmContext} by attaching to the daemon over a Unix socket;
- *       the daemon binds the connection to the VM's id (a token issued at create time, checked
- *       against {@code SO_PEERCRED}), so identity is the connection, as here it is the handle.</li>
- *   <li>Private RAM is the VM process's own anonymous memory: no other process can map it. A shared
- *       region's memfd is passed with {@code SCM_RIGHTS} to exactly its two VM processes, which
- *       map it into their own address spaces at their own bases; the daemon closes its copy of the
- *       fd when both have released it.</li>
- *   <li>Message queues are kept by the daemon (send and receive are requests on the socket), or,
- *       for speed, a ring in a daemon-owned memfd page per direction that the daemon validates;
- *       doorbells are a pending word in such a page plus an eventfd per direction. Interrupts are
- *       eventfds and socket messages that the VM process's interrupt thread waits on; coalescing
- *       is the eventfd counter's.</li>
- *   <li>{@code PEER_GONE} comes from the daemon, which learns of a death from the closed socket or
- *       a pidfd; revocation is the daemon's refusal of later calls, and a dead process's mappings
- *       vanish with it.</li>
+ *   <li>{@code Hypervisor} is {@code RemoteHypervisor}, a client of the daemon's socket that presents
+ *       the daemon's control credential; the {@code airlock hypervisor} command runs the daemon,
+ *       {@code airlock status} lists through it.</li>
+ *   <li>{@code createVm} issues a random 128-bit credential for the VM; {@code assignBackend} issues
+ *       one for a backend process serving one primary/secondary pair. A process obtains its
+ *       {@code VmContext} ({@code RemoteVmContext}) by attaching with it; the daemon checks the
+ *       credential, the peer's uid ({@code SO_PEERCRED}), and binds the credential to the first
+ *       pid that presents it. Identity is the connection, as here it is the handle.</li>
+ *   <li>Private RAM is the VM process's own anonymous memory: never a memfd, never sent, so no
+ *       other process can map it. A shared region's memfd is created by the daemon (which never
+ *       maps it) and passed with {@code SCM_RIGHTS} to exactly its two processes (the secondary's,
+ *       and the primary's or its backend's), which map it at their own bases.</li>
+ *   <li>Message queues are kept by the daemon: send and receive are requests on the socket, bounded
+ *       per direction by the queue depth, with exactly this runtime's FULL/EMPTY results and
+ *       {@code MESSAGE_AVAILABLE}/{@code QUEUE_NOT_FULL} edges, sent as interrupt events.</li>
+ *   <li>Doorbells are a one-page memfd per pair mapped by exactly the two processes (a pending-flags
+ *       word and a mask word per direction, atomic OR and exchange, as here) plus an eventfd per
+ *       direction: ringing writes the target's eventfd unless it is masked, and a thread in the
+ *       target process blocks reading it and raises {@code DOORBELL} on the interrupt thread.</li>
+ *   <li>Interrupts run on the process's own interrupt thread ({@code airlock-vm-NAME-irq}), held
+ *       while the VM is not running, coalesced per cause and peer as here.</li>
+ *   <li>{@code PEER_GONE} comes from the daemon, which learns of a death from the closed socket. It
+ *       revokes the grants, closes its descriptors for the dead side, and tells the peer, whose
+ *       process closes its doorbell fds at once and unmaps the shared regions after its
+ *       {@code PEER_GONE} handler returns. A dead backend revokes its pair only.</li>
  * </ul>
- * What stays in-process only: {@link dev.airlock.hypervisor.InProcessHypervisor#context}, thread
- * names, and handing out {@code MemorySegment}s of another VM's mapping within one JVM.
+ * What stays in-process only: {@link dev.airlock.hypervisor.InProcessHypervisor#context} and
+ * handing out {@code MemorySegment}s of another VM's mapping within one JVM.
  */
 package dev.airlock.hypervisor;
