@@ -5,6 +5,7 @@ import dev.airlock.dma.DmaOps;
 import dev.airlock.memory.GuestAddressSpace;
 import dev.airlock.swiotlb.SwiotlbPool;
 import dev.airlock.virtio.DeviceStatus;
+import dev.airlock.virtio.VirtioFault;
 import dev.airlock.virtio.VirtioFeatures;
 import dev.airlock.virtio.VirtqueueDriver;
 
@@ -32,6 +33,17 @@ public final class VirtioFrontend implements AutoCloseable {
         /** The configuration changed or the device needs a reset: check {@link #status()}. */
         default void onConfigChange() {
         }
+
+        /**
+         * The transport broke (its device timed out or its VM is gone): every queue is already
+         * marked broken, so a driver woken here reaps nothing and sees {@code isBroken()}; the
+         * transport's calls throw {@link TransportException}. By default, both methods above are
+         * called, so a driver parked waiting for either wakes up.
+         */
+        default void onBroken() {
+            onUsedBuffers();
+            onConfigChange();
+        }
     }
 
     private static final int CONFIG_RETRIES = 1000;
@@ -39,7 +51,7 @@ public final class VirtioFrontend implements AutoCloseable {
     private final DriverTransport transport;
     private final SwiotlbPool pool;
     private final BounceDmaOps dma;
-    private VirtqueueDriver<?>[] queues = new VirtqueueDriver<?>[0];
+    private volatile VirtqueueDriver<?>[] queues = new VirtqueueDriver<?>[0]; // read by onBroken on the interrupt thread
     private long negotiatedFeatures;
     private int deviceId;
 
@@ -75,6 +87,14 @@ public final class VirtioFrontend implements AutoCloseable {
             @Override
             public void onConfigChange() {
                 listener.onConfigChange();
+            }
+
+            @Override
+            public void onBroken() {
+                for (VirtqueueDriver<?> q : queues) {
+                    q.markBroken(new VirtioFault(transport.name(), "transport", 0, "transport broken"));
+                }
+                listener.onBroken();
             }
         });
     }

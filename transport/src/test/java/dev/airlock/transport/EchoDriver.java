@@ -79,6 +79,9 @@ final class EchoDriver {
                     throw new AssertionError("no used buffers within 5 s; " + counters[1] + " of " + total + " done, status "
                             + frontend.status());
                 }
+                if (q.isBroken()) { // woken by onBroken: the rings may be unmapped already, touch nothing
+                    throw new AssertionError("queue broken: " + q.fault());
+                }
                 q.disableCallbacks();
             }
         }

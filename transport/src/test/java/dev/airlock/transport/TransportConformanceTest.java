@@ -223,6 +223,23 @@ class TransportConformanceTest {
 
     @ParameterizedTest
     @EnumSource(TransportKind.class)
+    void shouldWakeTheDriverWithItsQueuesBrokenWhenTheDeviceVmIsGone(TransportKind kind) throws InterruptedException {
+        TransportWorld.Echo echo = echo(kind);
+        VirtioFrontend fe = echo.frontend();
+        fe.initialize(EchoDevice.DEVICE_ID, RING_FEATURES, 16);
+        CountDownLatch woken = new CountDownLatch(1);
+        fe.setListener(() -> { // only onUsedBuffers: onBroken's default calls it, after breaking the queues
+            if (fe.queue(0).isBroken()) {
+                woken.countDown();
+            }
+        });
+        world.hypervisor.destroyVm(world.hostId);
+        assertTrue(woken.await(5, TimeUnit.SECONDS), "a driver parked waiting for used buffers is woken");
+        assertEquals("transport", fe.queue(0).fault().field());
+    }
+
+    @ParameterizedTest
+    @EnumSource(TransportKind.class)
     void shouldFailTheDeviceInsteadOfHangingWhenNoAnswerComes(TransportKind kind) {
         TransportWorld.Guest guest = world.guest("guest1", Duration.ofMillis(200));
         TransportWorld.Echo echo = world.echo(kind, guest, 0);
