@@ -489,10 +489,11 @@ public final class VirtqueueDriver<T> implements AutoCloseable {
     /**
      * Asks the device not to send used buffer notifications (§2.7.7): sets
      * {@code VIRTQ_AVAIL_F_NO_INTERRUPT}, or with EVENT_IDX moves {@code used_event} out of reach.
-     * A hint: the device may still notify.
+     * A hint: the device may still notify. Does nothing on a broken queue (its rings may already be
+     * unmapped).
      */
     public void disableCallbacks() {
-        if (!callbacksEnabled) {
+        if (!callbacksEnabled || fault != null) {
             return;
         }
         callbacksEnabled = false;
@@ -509,9 +510,14 @@ public final class VirtqueueDriver<T> implements AutoCloseable {
      * arrived while they were off would otherwise never be signalled.
      *
      * @return true if nothing is pending (safe to wait for a notification); false if used entries
-     *         arrived meanwhile (call {@link #reap} again)
+     *         arrived meanwhile (call {@link #reap} again), or if the queue is broken: the caller's
+     *         next {@link #reap} returns 0 and it must then check {@link #isBroken()} rather than wait
+     *         for a notification that will never come
      */
     public boolean enableCallbacks() {
+        if (fault != null) {
+            return false;
+        }
         callbacksEnabled = true;
         if (eventIdx) {
             VirtqAvailLayout.U16.set(avail, usedEventOffset, (short) lastUsedIdx);

@@ -273,6 +273,22 @@ class VirtqueueDriverTest {
     }
 
     @Test
+    void shouldNotTouchTheRingsOfABrokenQueue() {
+        VirtqueueDriver<String> driver = driver(EVENT_IDX);
+        MemorySegment avail = bed.deviceView(driver.availAddr(), VirtqAvailLayout.lengthBytes(SIZE));
+        addRequest(driver, "a", 8);
+        driver.markBroken(new VirtioFault("test", "used.idx", 0, "peer gone"));
+        short usedEvent = (short) VirtqAvailLayout.U16.get(avail, VirtqAvailLayout.usedEventOffset(SIZE));
+        driver.disableCallbacks();
+        assertFalse(driver.enableCallbacks(), "a broken queue is never idle: the caller must check isBroken");
+        assertFalse(driver.kickPrepare());
+        assertEquals(usedEvent, (short) VirtqAvailLayout.U16.get(avail, VirtqAvailLayout.usedEventOffset(SIZE)));
+        assertEquals(0, driver.reap((token, len) -> { }, SIZE));
+        assertTrue(driver.isBroken());
+        driver.close();
+    }
+
+    @Test
     void shouldDetachUnusedRequestsAndStartAfresh() {
         VirtqueueDriver<String> driver = driver(INDIRECT);
         addRequest(driver, "a", 8);
