@@ -15,6 +15,20 @@ public interface DeviceContext {
     String name();
 
     /**
+     * How the driver's available buffer notifications reach the device. In
+     * {@link NotificationMode#POLLING} the transport keeps them suppressed and calls
+     * {@link VirtioDeviceModel#queueNotified} from the device's poller thread, so a model need not
+     * re-enable notifications after it drains a queue. If it does (a model written for doorbells),
+     * the transport suppresses them again when queueNotified returns; a kick the driver sends in
+     * between only wakes the poller.
+     *
+     * @return the mode
+     */
+    default NotificationMode notificationMode() {
+        return NotificationMode.DOORBELL;
+    }
+
+    /**
      * Sends the driver a used buffer notification (VIRTIO 1.2 §2.7.7); call when
      * {@link dev.airlock.virtio.VirtqueueDevice#needsInterrupt()} says so.
      *

@@ -4,6 +4,7 @@ import dev.airlock.memory.GuestAddressSpace;
 import dev.airlock.virtio.DeviceStatus;
 import dev.airlock.virtio.DeviceStatusMachine;
 import dev.airlock.virtio.VirtioFault;
+import dev.airlock.virtio.VirtioFeatures;
 import dev.airlock.virtio.VirtioProtocolException;
 import dev.airlock.virtio.VirtqueueDevice;
 import dev.airlock.virtio.Virtqueues;
@@ -13,14 +14,17 @@ import java.util.Collections;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The transport-independent device side of one device: the status machine, the queues the driver
  * enabled, the interrupt status and configuration generation, and the model. msgq-mmio and
  * shmem-doorbell translate their wire formats into calls on this class.
  *
- * <p>Threading: every method except the {@link DeviceContext} ones runs on the device host's
- * interrupt thread. The context methods are thread-safe.
+ * <p>Threading: every method except the {@link DeviceContext} ones runs with {@link #lock} held:
+ * on the device host's interrupt thread, on the thread closing the host, or (for
+ * {@link #callModel} in {@link NotificationMode#POLLING}) on the device's {@link QueuePoller}. So
+ * the model is called by one thread at a time. The context methods are thread-safe.
  */
 final class DeviceCore implements DeviceContext, DeviceStatusMachine.Listener {
     /** What the wire side of the transport does for the core. */
@@ -37,21 +41,33 @@ final class DeviceCore implements DeviceContext, DeviceStatusMachine.Listener {
 
     private static final RateLimitedLog LOG = new RateLimitedLog(DeviceCore.class);
 
+    /** Held around every call into the core and the model but the context methods (see the class comment). */
+    final ReentrantLock lock = new ReentrantLock();
     private final String name;
     private final VirtioDeviceModel model;
+    private final NotificationMode mode;
+    private final PollingPolicy pollingPolicy;
     private final GuestAddressSpace dmaView;
     private final DeviceStatusMachine status;
     private final VirtqueueDevice[] queues;
+    /** Each enabled queue's avail and used ring addresses, for the poller. */
+    private final long[] availAddrs;
+    private final long[] usedAddrs;
     private final AtomicInteger interruptStatus = new AtomicInteger();
     private final AtomicInteger configGeneration = new AtomicInteger();
     private final AtomicLong faults = new AtomicLong();
     private volatile VirtioFault lastFault;
     private volatile Signals signals;
     private boolean active;
+    /** Non-null while the device is active in POLLING mode. */
+    private volatile QueuePoller poller;
 
-    DeviceCore(String name, VirtioDeviceModel model, GuestAddressSpace dmaView) {
+    DeviceCore(String name, VirtioDeviceModel model, GuestAddressSpace dmaView, NotificationMode mode,
+               PollingPolicy pollingPolicy) {
         this.name = Objects.requireNonNull(name, "name");
         this.model = Objects.requireNonNull(model, "model");
+        this.mode = Objects.requireNonNull(mode, "mode");
+        this.pollingPolicy = Objects.requireNonNull(pollingPolicy, "pollingPolicy");
         this.dmaView = Objects.requireNonNull(dmaView, "dmaView");
         int count = model.queueCount();
         if (count < 1 || count > DoorbellFlagsLayout.MAX_QUEUES) {
@@ -68,6 +84,8 @@ final class DeviceCore implements DeviceContext, DeviceStatusMachine.Listener {
         }
         this.status = new DeviceStatusMachine(name, model.deviceFeatures(), this);
         this.queues = new VirtqueueDevice[count];
+        this.availAddrs = new long[count];
+        this.usedAddrs = new long[count];
     }
 
     void bind(Signals wire) {
@@ -80,6 +98,11 @@ final class DeviceCore implements DeviceContext, DeviceStatusMachine.Listener {
 
     DeviceStatusMachine statusMachine() {
         return status;
+    }
+
+    /** The running poller, or null (for tests and diagnostics). */
+    QueuePoller poller() {
+        return poller;
     }
 
     int queueCount() {
@@ -157,6 +180,8 @@ final class DeviceCore implements DeviceContext, DeviceStatusMachine.Listener {
         try {
             queues[queue] = new VirtqueueDevice(name + ".q" + queue, dmaView, size, descAddr, availAddr, usedAddr,
                     status.negotiatedFeatures());
+            availAddrs[queue] = availAddr;
+            usedAddrs[queue] = usedAddr;
         } catch (VirtioProtocolException e) {
             reportFault(e.fault());
             return TransportStatus.REJECTED;
@@ -173,6 +198,20 @@ final class DeviceCore implements DeviceContext, DeviceStatusMachine.Listener {
         if (!active || queues[queue] == null) {
             return TransportStatus.OK; // a notification before DRIVER_OK or for a disabled queue: nothing to do
         }
+        QueuePoller p = poller;
+        if (p != null) {
+            p.wake(); // polled: the poller sees the avail idx move and calls the model on its own thread
+            return TransportStatus.OK;
+        }
+        callModel(queue);
+        return TransportStatus.OK;
+    }
+
+    /** Calls the model's queueNotified for an enabled queue of an active device; a failure sets DEVICE_NEEDS_RESET. */
+    void callModel(int queue) {
+        if (!active || queues[queue] == null) {
+            return;
+        }
         try {
             model.queueNotified(queue);
         } catch (VirtioProtocolException e) {
@@ -180,7 +219,6 @@ final class DeviceCore implements DeviceContext, DeviceStatusMachine.Listener {
         } catch (RuntimeException e) {
             reportFault(new VirtioFault(name, "queue[" + queue + "]", 0, "device model failed: " + e));
         }
-        return TransportStatus.OK;
     }
 
     void ackInterrupt(int bits) {
@@ -238,11 +276,21 @@ final class DeviceCore implements DeviceContext, DeviceStatusMachine.Listener {
             model.activate(this, negotiatedFeatures, Collections.unmodifiableList(Arrays.asList(queues.clone())));
         } catch (RuntimeException e) {
             reportFault(new VirtioFault(name, "status", DeviceStatus.DRIVER_OK, "device model failed to activate: " + e));
+            return;
+        }
+        if (mode == NotificationMode.POLLING) {
+            poller = QueuePoller.start(this, lock, pollingPolicy, queues, availAddrs, usedAddrs, dmaView,
+                    VirtioFeatures.has(negotiatedFeatures, VirtioFeatures.VIRTIO_F_EVENT_IDX));
         }
     }
 
     @Override
     public void onReset() {
+        QueuePoller p = poller;
+        if (p != null) {
+            poller = null;
+            p.stop(); // before model.reset(): the model is not called after it, and the rings stay mapped until it ends
+        }
         if (active) {
             active = false;
             try {
@@ -252,6 +300,8 @@ final class DeviceCore implements DeviceContext, DeviceStatusMachine.Listener {
             }
         }
         Arrays.fill(queues, null);
+        Arrays.fill(availAddrs, 0);
+        Arrays.fill(usedAddrs, 0);
         interruptStatus.set(0);
         lastFault = null;
         Signals wire = signals;
@@ -265,6 +315,11 @@ final class DeviceCore implements DeviceContext, DeviceStatusMachine.Listener {
     @Override
     public String name() {
         return name;
+    }
+
+    @Override
+    public NotificationMode notificationMode() {
+        return mode;
     }
 
     @Override

@@ -32,6 +32,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * hands each slot its bits, and on {@code PEER_GONE} resets every device of that peer. Nothing
  * blocks and no exception escapes to the interrupt thread: hostile input is refused and counted
  * ({@link #protocolErrors()}), anything else unexpected is counted too ({@link #internalErrors()}).
+ *
+ * <p>A device added in {@link NotificationMode#POLLING} gets a poller thread of its own while it is
+ * active; its model is still called by one thread at a time, since the interrupt thread and the
+ * poller each hold the device's lock around every call into it.
  */
 public final class DeviceHost implements AutoCloseable {
     private static final RateLimitedLog LOG = new RateLimitedLog(DeviceHost.class);
@@ -44,23 +48,37 @@ public final class DeviceHost implements AutoCloseable {
     private final AtomicLong protocolErrors = new AtomicLong();
     private final AtomicLong internalErrors = new AtomicLong();
     private final AtomicLong droppedResponses = new AtomicLong();
+    private final PollingPolicy pollingPolicy;
 
     /**
-     * Creates the host and installs it as the VM's interrupt handler.
+     * Creates the host with the {@link PollingPolicy#DEFAULT} policy for polled devices and installs
+     * it as the VM's interrupt handler.
      *
      * @param vm the primary's hypercall interface
      */
     public DeviceHost(VmContext vm) {
+        this(vm, PollingPolicy.DEFAULT);
+    }
+
+    /**
+     * Creates the host and installs it as the VM's interrupt handler.
+     *
+     * @param vm            the primary's hypercall interface
+     * @param pollingPolicy how the pollers of devices in {@link NotificationMode#POLLING} back off when idle
+     */
+    public DeviceHost(VmContext vm, PollingPolicy pollingPolicy) {
         this.vm = Objects.requireNonNull(vm, "vm");
+        this.pollingPolicy = Objects.requireNonNull(pollingPolicy, "pollingPolicy");
         this.receiveBuffer = arena.allocate(Math.max(vm.maxMessageBytes(), MmioMessageLayout.REQUEST_LENGTH), 8);
         this.sendBuffer = arena.allocate(MmioMessageLayout.RESPONSE_LENGTH, 8);
         vm.setInterruptHandler(this::onInterrupt);
     }
 
     /**
-     * Serves a device to the secondary that shares {@code region}. The device's DMA view holds only
-     * that region (less the header, for shmem-doorbell), placed at the secondary's base, so every
-     * ring and buffer address the driver gives is checked against it.
+     * Serves a device to the secondary that shares {@code region}, notified by doorbell
+     * ({@link NotificationMode#DOORBELL}). The device's DMA view holds only that region (less the
+     * header, for shmem-doorbell), placed at the secondary's base, so every ring and buffer address
+     * the driver gives is checked against it.
      *
      * @param kind   the transport
      * @param region the device's shared region (from the control plane)
@@ -69,9 +87,29 @@ public final class DeviceHost implements AutoCloseable {
      * @throws IllegalArgumentException if the slot is taken or out of range, the region is not
      *                                  granted to this VM, or the model is malformed
      */
-    public synchronized void addDevice(TransportKind kind, SharedRegionInfo region, int slot, VirtioDeviceModel model) {
+    public void addDevice(TransportKind kind, SharedRegionInfo region, int slot, VirtioDeviceModel model) {
+        addDevice(kind, region, slot, model, NotificationMode.DOORBELL);
+    }
+
+    /**
+     * Serves a device to the secondary that shares {@code region}, as
+     * {@link #addDevice(TransportKind, SharedRegionInfo, int, VirtioDeviceModel)} does, learning of
+     * available buffers as {@code mode} says. In {@link NotificationMode#POLLING} the device gets a
+     * poller thread named {@code "airlock-poll-"} and the device's name while it is active.
+     *
+     * @param kind   the transport
+     * @param region the device's shared region (from the control plane)
+     * @param slot   the device's slot in that secondary, 0 to 7
+     * @param model  the device
+     * @param mode   doorbells or polling
+     * @throws IllegalArgumentException if the slot is taken or out of range, the region is not
+     *                                  granted to this VM, or the model is malformed
+     */
+    public synchronized void addDevice(TransportKind kind, SharedRegionInfo region, int slot, VirtioDeviceModel model,
+                                       NotificationMode mode) {
         Objects.requireNonNull(kind, "kind");
         Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(mode, "mode");
         if (slot < 0 || slot >= DoorbellFlagsLayout.MAX_SLOTS) {
             throw new IllegalArgumentException("slot " + slot + " outside 0.." + (DoorbellFlagsLayout.MAX_SLOTS - 1));
         }
@@ -88,7 +126,7 @@ public final class DeviceHost implements AutoCloseable {
         dmaView.add(new MemoryRegion(region.name(), RegionKind.SHARED, region.secondaryGpaBase() + skip,
                 whole.asSlice(skip)));
         String name = vm.name() + "/" + region.name() + ".slot" + slot;
-        DeviceCore core = new DeviceCore(name, model, dmaView);
+        DeviceCore core = new DeviceCore(name, model, dmaView, mode, pollingPolicy);
         DeviceSlot device = kind == TransportKind.MSGQ_MMIO ? new MmioDeviceSlot(vm, peer, slot, core)
                 : new ShmemDeviceSlot(vm, peer, slot, core, whole);
         core.bind(device);
@@ -192,7 +230,12 @@ public final class DeviceHost implements AutoCloseable {
                 MmioMessageLayout.Request request = MmioMessageLayout.decodeRequest(receiveBuffer, length, source);
                 DeviceSlot device = slots != null && request.slot() < slots.length ? slots[request.slot()] : null;
                 if (device instanceof MmioDeviceSlot mmio) {
-                    response = mmio.handle(request);
+                    mmio.core.lock.lock();
+                    try {
+                        response = mmio.handle(request);
+                    } finally {
+                        mmio.core.lock.unlock();
+                    }
                 } else {
                     refused(new VirtioFault(source, "msg.slot", request.slot(), "no msgq-mmio device in this slot"));
                     response = new MmioMessageLayout.Response(request.isWrite() ? MmioMessageLayout.TYPE_WRITE_RESPONSE
@@ -227,7 +270,12 @@ public final class DeviceHost implements AutoCloseable {
             if (device == null) {
                 refused(new VirtioFault(vm.name() + "<-" + peer, "doorbell", flags, "flags for empty slot " + s));
             } else {
-                device.onDoorbell(bits);
+                device.core.lock.lock();
+                try {
+                    device.onDoorbell(bits);
+                } finally {
+                    device.core.lock.unlock();
+                }
             }
         }
     }
@@ -243,14 +291,20 @@ public final class DeviceHost implements AutoCloseable {
         }
         for (DeviceSlot s : slots) {
             if (s != null) {
-                s.core.peerGone();
+                s.core.lock.lock();
+                try {
+                    s.core.peerGone(); // stops and joins a poller before the handler returns and the region goes
+                } finally {
+                    s.core.lock.unlock();
+                }
             }
         }
     }
 
     /**
-     * Removes the interrupt handler and resets every device. Call when the primary is quiescing: a
-     * handler already running finishes concurrently with the resets.
+     * Removes the interrupt handler and resets every device, which stops and joins their pollers.
+     * Call when the primary is quiescing: a handler already running finishes concurrently with the
+     * resets (each device's lock keeps them apart).
      */
     @Override
     public void close() {

@@ -112,9 +112,8 @@ public final class VirtioFrontend implements AutoCloseable {
      *                            or a queue, or stops answering
      */
     public long initialize(int expectedDeviceId, long supportedFeatures, int... queueSizes) {
-        closeQueues();
         try {
-            reset();
+            reset(); // before the old queues are freed: an active device (a poller, say) may still read them
             transport.writeStatus(DeviceStatus.ACKNOWLEDGE);
             deviceId = transport.probe();
             if (deviceId != expectedDeviceId) {
@@ -140,7 +139,6 @@ public final class VirtioFrontend implements AutoCloseable {
      * @throws TransportException as {@link #initialize}
      */
     public long initializeExactly(int expectedDeviceId, long driverFeatures, int... queueSizes) {
-        closeQueues();
         try {
             reset();
             transport.writeStatus(DeviceStatus.ACKNOWLEDGE);

@@ -46,7 +46,11 @@
  * <h2>Threading</h2>
  * Everything a device host does happens on the primary's interrupt thread: register accesses,
  * queue set-up, resets and {@link dev.airlock.transport.VirtioDeviceModel#queueNotified}. It never
- * blocks there. A driver's register accesses block the calling thread until the device answers or
+ * blocks there, except for one device's lock: a device added in
+ * {@link dev.airlock.transport.NotificationMode#POLLING} has a poller thread that calls
+ * queueNotified instead (see {@link dev.airlock.transport.PollingPolicy} for how it spins and
+ * backs off), each call under the device's lock, so the model still sees one thread at a time; a
+ * reset stops and joins the poller before the model's reset. A driver's register accesses block the calling thread until the device answers or
  * the timeout passes; they must not be made from the secondary's interrupt thread (listener
  * callbacks run there), which delivers the answers.
  *

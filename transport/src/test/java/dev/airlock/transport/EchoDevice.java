@@ -12,6 +12,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  * The test device: each chain's device-readable bytes come back reversed in its device-writable
  * bytes. One queue. Configuration (16 bytes): u32 tag (driver-writable), u32 epoch, u64 label (the
  * device changes epoch and label together, under a generation change).
+ *
+ * <p>When polled ({@link DeviceContext#notificationMode()} is POLLING) it drains the queue once per
+ * call and leaves notifications as the transport set them, unless made with
+ * {@code reenableWhenPolled}: then it runs the doorbell loop (disable, drain, re-enable and re-check)
+ * as a model written only for doorbells would.
  */
 final class EchoDevice implements VirtioDeviceModel {
     static final int DEVICE_ID = 0x7e;
@@ -28,6 +33,9 @@ final class EchoDevice implements VirtioDeviceModel {
 
     final AtomicInteger resets = new AtomicInteger();
     final AtomicInteger activations = new AtomicInteger();
+    /** Calls that overlapped another call (the transport promises one thread at a time). */
+    final AtomicInteger overlaps = new AtomicInteger();
+    private final AtomicInteger inside = new AtomicInteger();
     private final byte[] buffer = new byte[MAX_REQUEST_BYTES];
     private final MemorySegment bufferSegment = MemorySegment.ofArray(buffer);
     private volatile DeviceContext context;
@@ -35,6 +43,15 @@ final class EchoDevice implements VirtioDeviceModel {
     private int tag;
     private int epoch;
     private long label;
+    private final boolean reenableWhenPolled;
+
+    EchoDevice() {
+        this(false);
+    }
+
+    EchoDevice(boolean reenableWhenPolled) {
+        this.reenableWhenPolled = reenableWhenPolled;
+    }
 
     @Override
     public int deviceId() {
@@ -75,12 +92,19 @@ final class EchoDevice implements VirtioDeviceModel {
     }
 
     @Override
-    public synchronized boolean writeConfig(int offset, int sizeBytes, long value) {
-        if (offset != TAG_OFFSET || sizeBytes != 4) {
-            return false;
+    public boolean writeConfig(int offset, int sizeBytes, long value) {
+        enter();
+        try {
+            if (offset != TAG_OFFSET || sizeBytes != 4) {
+                return false;
+            }
+            synchronized (this) {
+                tag = (int) value;
+            }
+            return true;
+        } finally {
+            inside.decrementAndGet();
         }
-        tag = (int) value;
-        return true;
     }
 
     /** Changes the device-owned configuration (from any thread) and tells the driver. */
@@ -97,42 +121,75 @@ final class EchoDevice implements VirtioDeviceModel {
 
     @Override
     public void activate(DeviceContext context, long negotiatedFeatures, List<VirtqueueDevice> queues) {
-        this.queue = queues.get(0);
-        this.context = context;
-        activations.incrementAndGet();
+        enter();
+        try {
+            this.queue = queues.get(0);
+            this.context = context;
+            activations.incrementAndGet();
+        } finally {
+            inside.decrementAndGet();
+        }
+    }
+
+    private void enter() {
+        if (inside.incrementAndGet() != 1) {
+            overlaps.incrementAndGet();
+        }
     }
 
     @Override
     public void queueNotified(int queueIndex) {
+        enter();
+        try {
+            serve(queueIndex);
+        } finally {
+            inside.decrementAndGet();
+        }
+    }
+
+    private void serve(int queueIndex) {
         VirtqueueDevice q = queue;
         if (q == null) {
             return;
         }
+        if (context.notificationMode() == NotificationMode.POLLING && !reenableWhenPolled) {
+            drain(q, queueIndex); // the transport keeps notifications suppressed
+            return;
+        }
         do {
             q.disableNotifications();
-            DescriptorChain chain;
-            while ((chain = q.pop()) != null) {
-                int n = (int) Math.min(chain.readableBytes(), MAX_REQUEST_BYTES);
-                chain.readFrom(0, bufferSegment.asSlice(0, n));
-                for (int i = 0, j = n - 1; i < j; i++, j--) {
-                    byte t = buffer[i];
-                    buffer[i] = buffer[j];
-                    buffer[j] = t;
-                }
-                long written = chain.writeTo(0, bufferSegment.asSlice(0, n));
-                q.addUsed(chain, written);
-            }
-            q.publishUsed();
-            if (q.needsInterrupt()) {
-                context.signalUsedBuffers(queueIndex);
-            }
+            drain(q, queueIndex);
         } while (!q.enableNotifications());
+    }
+
+    private void drain(VirtqueueDevice q, int queueIndex) {
+        DescriptorChain chain;
+        while ((chain = q.pop()) != null) {
+            int n = (int) Math.min(chain.readableBytes(), MAX_REQUEST_BYTES);
+            chain.readFrom(0, bufferSegment.asSlice(0, n));
+            for (int i = 0, j = n - 1; i < j; i++, j--) {
+                byte t = buffer[i];
+                buffer[i] = buffer[j];
+                buffer[j] = t;
+            }
+            long written = chain.writeTo(0, bufferSegment.asSlice(0, n));
+            q.addUsed(chain, written);
+        }
+        q.publishUsed();
+        if (q.needsInterrupt()) {
+            context.signalUsedBuffers(queueIndex);
+        }
     }
 
     @Override
     public void reset() {
-        queue = null;
-        context = null;
-        resets.incrementAndGet();
+        enter();
+        try {
+            queue = null;
+            context = null;
+            resets.incrementAndGet();
+        } finally {
+            inside.decrementAndGet();
+        }
     }
 }

@@ -18,25 +18,16 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
-import java.io.OutputStreamWriter;
 import java.io.UncheckedIOException;
-import java.io.Writer;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
@@ -75,7 +66,7 @@ class MultiProcessTransportTest {
     private VmId hostId;
     private VmId guestId;
     private SharedRegionInfo region;
-    private Backend backend;
+    private BackendProcess backend;
     private RemoteVmContext guest;
     private DriverHost driverHost;
     private DriverTransport transport;
@@ -88,6 +79,10 @@ class MultiProcessTransportTest {
 
     /** Daemon here, backend child serving the echo device, this JVM attached as the secondary with the driver side open. */
     private void start(TransportKind kind) {
+        start(kind, NotificationMode.DOORBELL);
+    }
+
+    private void start(TransportKind kind, NotificationMode mode) {
         daemon = HypervisorDaemon.start(dir.resolve("d.sock"), HypervisorConfig.DEFAULT);
         hypervisor = RemoteHypervisor.connect(daemon.socketPath(), daemon.controlCredential());
         hostId = hypervisor.createVm(VmSpec.primary("host", 1L << 20));
@@ -96,7 +91,8 @@ class MultiProcessTransportTest {
         region = hypervisor.createSharedRegion(hostId, guestId, "guest1.echo0", REGION_BYTES, HOST_REGION_BASE, GUEST_REGION_BASE);
         hypervisor.connectMessageQueues(hostId, guestId, 64);
         hypervisor.connectDoorbells(hostId, guestId);
-        backend = Backend.start(daemon.socketPath(), backendCredential, kind, region, dir.resolve("backend.log"));
+        backend = BackendProcess.start(daemon.socketPath(), backendCredential, false,
+                List.of(new BackendProcess.Device(kind, mode, 0, region)), dir.resolve("backend.log"));
         guest = RemoteVmContext.attach(daemon.socketPath(), hypervisor.credential(guestId));
         hypervisor.startVm(hostId);
         hypervisor.startVm(guestId);
@@ -148,12 +144,7 @@ class MultiProcessTransportTest {
 
     /** The backend's view: status, resets, activations, faults, protocol errors, internal errors. */
     private long[] backendStats() {
-        String[] w = backend.command("stats").split(" ");
-        long[] stats = new long[w.length];
-        for (int i = 0; i < w.length; i++) {
-            stats[i] = Long.parseLong(w[i]);
-        }
-        return stats;
+        return backend.stats(0);
     }
 
     @ParameterizedTest
@@ -214,6 +205,39 @@ class MultiProcessTransportTest {
         assertEquals(0, stats[5], "no internal errors");
         assertEquals(0, driverHost.protocolErrors());
         assertEquals(0, driverHost.internalErrors());
+    }
+
+    @ParameterizedTest
+    @EnumSource(TransportKind.class)
+    void shouldEchoOneHundredThousandRequestsWhenPolledAcrossProcesses(TransportKind kind) {
+        start(kind, NotificationMode.POLLING);
+        assertEquals("0", backend.command("pollers"), "no poller before DRIVER_OK");
+        frontend.initialize(EchoDevice.DEVICE_ID, RING_FEATURES, 256);
+        assertEquals("1", backend.command("pollers"), "DRIVER_OK started the device's poller");
+        PollingEchoDriver driver = new PollingEchoDriver(frontend, ram(), 0);
+        int requests = 100_000;
+        long elapsedNs = driver.run(requests, 64, 512, 21);
+        System.out.printf("multi-process polled %s: %d echo requests (64 in flight, 1..512 B) in %d ms: %.2f us/request, "
+                + "%d kicks, %d interrupts%n", kind, requests, elapsedNs / 1_000_000, elapsedNs / 1000.0 / requests, driver.kicks,
+                driver.interrupts.get());
+        assertEquals(0, driver.kicks, "the polled device suppressed every kick");
+
+        frontend.reset(); // with the poller running
+        assertEquals("0", backend.command("pollers"), "the reset stopped the poller");
+        long[] stats = backendStats();
+        assertEquals(0, stats[0]);
+        assertEquals(1, stats[1], "the model was reset");
+        frontend.initialize(EchoDevice.DEVICE_ID, RING_FEATURES & ~VirtioFeatures.bit(VirtioFeatures.VIRTIO_F_EVENT_IDX), 32);
+        assertEquals("1", backend.command("pollers"));
+        PollingEchoDriver again = new PollingEchoDriver(frontend, ram(), 0);
+        again.run(5_000, 16, 256, 22);
+        assertEquals(0, again.kicks);
+        stats = backendStats();
+        assertEquals(OPERATIONAL, stats[0]);
+        assertEquals(2, stats[2], "activated twice");
+        assertEquals(0, stats[3], "no device faults");
+        assertEquals(0, stats[5], "no internal errors");
+        assertEquals(0, stats[6], "the model was called by one thread at a time");
     }
 
     @ParameterizedTest
@@ -358,7 +382,7 @@ class MultiProcessTransportTest {
 
     // ---- helpers -------------------------------------------------------------------------------
 
-    private static List<String> openFds() {
+    static List<String> openFds() {
         try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
             return fds.map(fd -> {
                 try {
@@ -372,11 +396,11 @@ class MultiProcessTransportTest {
         }
     }
 
-    private static List<String> airlockThreads() {
+    static List<String> airlockThreads() {
         return Thread.getAllStackTraces().keySet().stream().map(Thread::getName).filter(n -> n.startsWith("airlock")).toList();
     }
 
-    private static void awaitTrue(BooleanSupplier condition, Supplier<String> message) {
+    static void awaitTrue(BooleanSupplier condition, Supplier<String> message) {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (!condition.getAsBoolean()) {
             if (System.nanoTime() - deadline > 0) {
@@ -386,103 +410,6 @@ class MultiProcessTransportTest {
                 Thread.sleep(5);
             } catch (InterruptedException e) {
                 throw new AssertionError(e);
-            }
-        }
-    }
-
-    /** The {@link EchoBackendMain} child JVM, driven line by line. */
-    private static final class Backend implements AutoCloseable {
-        private final Process process;
-        private final Path log;
-        private final BufferedReader out;
-        private final Writer in;
-        private final ExecutorService reader = Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "backend-reader");
-            t.setDaemon(true);
-            return t;
-        });
-
-        private Backend(Process process, Path log) {
-            this.process = process;
-            this.log = log;
-            this.out = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
-            this.in = new OutputStreamWriter(process.getOutputStream(), StandardCharsets.UTF_8);
-        }
-
-        static Backend start(Path socket, Credential credential, TransportKind kind, SharedRegionInfo region, Path log) {
-            String java = ProcessHandle.current().info().command().orElseThrow();
-            List<String> command = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-Xmx128m",
-                    "-XX:+UseSerialGC", "-Xshare:auto", "-cp", System.getProperty("java.class.path"),
-                    EchoBackendMain.class.getName(), socket.toString(), credential.toHex(), kind.name(),
-                    String.valueOf(region.id().value()), region.name(), String.valueOf(region.sizeBytes()),
-                    String.valueOf(region.primary().value()), String.valueOf(region.secondary().value()),
-                    String.valueOf(region.primaryGpaBase()), String.valueOf(region.secondaryGpaBase())));
-            ProcessBuilder builder = new ProcessBuilder(command);
-            builder.redirectError(ProcessBuilder.Redirect.appendTo(log.toFile()));
-            try {
-                return new Backend(builder.start(), log);
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }
-
-        String readLine() {
-            Future<String> next = reader.submit(out::readLine);
-            try {
-                return next.get(20, TimeUnit.SECONDS);
-            } catch (Exception e) {
-                throw new IllegalStateException("backend " + process.pid() + " did not answer\n" + log(), e);
-            }
-        }
-
-        String command(String line) {
-            try {
-                in.write(line + "\n");
-                in.flush();
-            } catch (IOException e) {
-                throw new UncheckedIOException("backend " + process.pid() + " is gone\n" + log(), e);
-            }
-            return readLine();
-        }
-
-        String log() {
-            try {
-                return Files.exists(log) ? Files.readString(log) : "";
-            } catch (IOException e) {
-                return "(log unreadable: " + e + ")";
-            }
-        }
-
-        void kill() {
-            process.destroyForcibly(); // SIGKILL
-            try {
-                assertTrue(process.waitFor(20, TimeUnit.SECONDS), "the backend died");
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
-
-        @Override
-        public void close() {
-            if (process.isAlive()) {
-                try {
-                    command("exit");
-                    if (!process.waitFor(10, TimeUnit.SECONDS)) {
-                        kill();
-                    }
-                } catch (RuntimeException e) {
-                    kill();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    kill();
-                }
-            }
-            reader.shutdownNow();
-            try {
-                out.close();
-                in.close();
-            } catch (IOException ignored) {
-                // the pipes are gone with the process
             }
         }
     }

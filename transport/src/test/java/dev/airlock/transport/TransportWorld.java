@@ -22,7 +22,7 @@ final class TransportWorld implements AutoCloseable {
     final InProcessHypervisor hypervisor = new InProcessHypervisor();
     final VmId hostId = hypervisor.createVm(VmSpec.primary("host", 1L << 20));
     final VmContext host = hypervisor.context(hostId);
-    final DeviceHost deviceHost = new DeviceHost(host);
+    final DeviceHost deviceHost;
     private final List<AutoCloseable> closeables = new ArrayList<>();
     private int regions;
 
@@ -42,6 +42,11 @@ final class TransportWorld implements AutoCloseable {
     }
 
     TransportWorld() {
+        this(PollingPolicy.DEFAULT);
+    }
+
+    TransportWorld(PollingPolicy pollingPolicy) {
+        deviceHost = new DeviceHost(host, pollingPolicy);
         hypervisor.startVm(hostId);
     }
 
@@ -64,9 +69,13 @@ final class TransportWorld implements AutoCloseable {
 
     /** Serves a new echo device in {@code slot} of {@code guest} and opens its driver side. */
     Echo echo(TransportKind kind, Guest guest, int slot) {
+        return echo(kind, guest, slot, NotificationMode.DOORBELL, new EchoDevice());
+    }
+
+    /** Serves {@code device} in {@code slot} of {@code guest}, notified as {@code mode} says, and opens its driver side. */
+    Echo echo(TransportKind kind, Guest guest, int slot, NotificationMode mode, EchoDevice device) {
         SharedRegionInfo region = region(guest, "echo" + slot);
-        EchoDevice device = new EchoDevice();
-        deviceHost.addDevice(kind, region, slot, device);
+        deviceHost.addDevice(kind, region, slot, device, mode);
         DriverTransport transport = guest.driverHost().open(kind, region.id(), slot);
         VirtioFrontend frontend = new VirtioFrontend(transport, guest.vm().addressSpace());
         closeables.add(frontend);
