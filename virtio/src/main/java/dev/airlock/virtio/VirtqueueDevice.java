@@ -63,6 +63,41 @@ public final class VirtqueueDevice {
     private int usedFlags;
     private int walkHead;
     private volatile VirtioFault fault;
+    private boolean started;
+    private InflightTracker tracker;
+    private int[] resubmits;
+    private boolean[] resubmitPending;
+    private int resubmitFirst;
+    private int resubmitCount;
+
+    /**
+     * Records which chains are in flight in memory that outlives the device process (vhost-user's
+     * inflight I/O tracking): told of every chain taken from the available ring, every used element
+     * written, and every publication of the used idx. Called on the queue's device thread.
+     */
+    public interface InflightTracker {
+        /**
+         * A chain was taken from the available ring (not a resubmitted one).
+         *
+         * @param head its head index
+         */
+        void popped(int head);
+
+        /**
+         * A used element was written for a chain; not yet visible to the driver.
+         *
+         * @param head its head index
+         */
+        void used(int head);
+
+        /**
+         * The used idx was published: every chain passed to {@link #used} since the last call is
+         * now visible to the driver.
+         *
+         * @param usedIdx the used idx now in memory
+         */
+        void published(int usedIdx);
+    }
 
     /** One descriptor as read from guest memory, each field exactly once. */
     private record Desc(long addr, long length, int flags, int next) {
@@ -140,6 +175,10 @@ public final class VirtqueueDevice {
         if (broken != null) {
             throw new VirtioProtocolException(broken);
         }
+        started = true;
+        if (resubmitCount > 0) {
+            return popResubmitted();
+        }
         if (nextAvail == availIdxShadow && !refreshAvailIdx()) {
             return null;
         }
@@ -159,6 +198,28 @@ public final class VirtqueueDevice {
         walk(head, chain);
         inFlight[head] = true;
         nextAvail = (nextAvail + 1) & Virtqueues.IDX_MASK;
+        if (tracker != null) {
+            tracker.popped(head);
+        }
+        return chain;
+    }
+
+    /** Re-walks the oldest chain handed to {@link #resubmit}, with every check of {@link #pop}. */
+    private DescriptorChain popResubmitted() {
+        int head = resubmits[resubmitFirst];
+        resubmitFirst = (resubmitFirst + 1) & mask;
+        resubmitCount--;
+        resubmitPending[head] = false;
+        if (inFlight[head]) {
+            throw violation("inflight.desc[" + head + "]", head, "resubmitted head is already in flight");
+        }
+        DescriptorChain chain = chains[head];
+        if (chain == null) {
+            chain = new DescriptorChain(this, head);
+            chains[head] = chain;
+        }
+        walk(head, chain);
+        inFlight[head] = true;
         return chain;
     }
 
@@ -309,6 +370,9 @@ public final class VirtqueueDevice {
         VirtqUsedLayout.ELEM_ID.set(used, base, head);
         VirtqUsedLayout.ELEM_LEN.set(used, base, (int) lengthBytes);
         nextUsed = (nextUsed + 1) & Virtqueues.IDX_MASK;
+        if (tracker != null) {
+            tracker.used(head);
+        }
     }
 
     /** Makes every used element written by {@link #addUsed} visible to the driver (§2.7.14). */
@@ -320,6 +384,9 @@ public final class VirtqueueDevice {
         // VirtqueueDriver.reap.
         VirtqUsedLayout.IDX.setRelease(used, 0L, (short) nextUsed);
         publishedUsed = nextUsed;
+        if (tracker != null) {
+            tracker.published(nextUsed);
+        }
     }
 
     /**
@@ -407,6 +474,93 @@ public final class VirtqueueDevice {
         signalledUsed = nextAvail;
         VirtqUsedLayout.IDX.set(used, 0L, (short) nextAvail);
         VirtqUsedLayout.U16.set(used, availEventOffset, (short) nextAvail);
+    }
+
+    /**
+     * Reads the used idx as it is in memory now (vhost-user adopts it when a ring starts).
+     *
+     * @return the used idx, modulo 2^16
+     */
+    public int readUsedIdx() {
+        return (short) VirtqUsedLayout.IDX.getAcquire(used, 0L) & Virtqueues.IDX_MASK;
+    }
+
+    /**
+     * Starts the queue at a given avail position (vhost-user's {@code SET_VRING_BASE}) and adopts
+     * the used idx already in memory: unlike a fresh queue, nothing is written to the rings. The
+     * chains between the used idx and {@code nextAvailIdx} count as taken by an earlier device
+     * (completed out of order, or handed back through {@link #resubmit}).
+     *
+     * @param nextAvailIdx the avail idx value of the next chain to take, 0 to 65535
+     * @throws IllegalArgumentException  if the value is out of range
+     * @throws IllegalStateException     if a chain was already taken from this queue
+     * @throws VirtioProtocolException   if the used idx in memory is more than the queue size behind
+     *                                   {@code nextAvailIdx}; the queue is then broken
+     */
+    public void startAt(int nextAvailIdx) {
+        if (nextAvailIdx < 0 || nextAvailIdx > Virtqueues.IDX_MASK) {
+            throw new IllegalArgumentException("avail position outside 0..65535: " + nextAvailIdx);
+        }
+        if (started) {
+            throw new IllegalStateException("queue '" + name + "' already took chains; start it before the first pop");
+        }
+        int usedIdx = readUsedIdx();
+        int taken = Virtqueues.idxDistance(usedIdx, nextAvailIdx);
+        if (taken > size) {
+            throw violation("used.idx", usedIdx, "is " + taken + " behind the starting avail position " + nextAvailIdx
+                    + ", more than the queue size " + size);
+        }
+        nextAvail = nextAvailIdx;
+        availIdxShadow = nextAvailIdx;
+        nextUsed = usedIdx;
+        publishedUsed = usedIdx;
+        signalledUsed = usedIdx;
+    }
+
+    /**
+     * Hands a chain that an earlier device took but never completed back to the queue: the next
+     * {@link #pop} calls return such chains first, in the order given, walked and checked again
+     * like any other (vhost-user inflight resubmission). {@link #nextAvail()} does not move for them.
+     *
+     * @param head the head index the earlier device recorded
+     * @throws VirtioProtocolException if the head is not below the queue size or is already pending
+     *                                 or in flight; the queue is then broken
+     */
+    public void resubmit(int head) {
+        if (head < 0 || head >= size) {
+            throw violation("inflight.head", Integer.toUnsignedLong(head), ">= queue size " + size);
+        }
+        if (resubmits == null) {
+            resubmits = new int[size];
+            resubmitPending = new boolean[size];
+        }
+        if (inFlight[head]) {
+            throw violation("inflight.head", head, "head is already in flight");
+        }
+        if (resubmitPending[head]) {
+            throw violation("inflight.head", head, "head is resubmitted twice");
+        }
+        resubmitPending[head] = true;
+        resubmits[(resubmitFirst + resubmitCount) & mask] = head;
+        resubmitCount++;
+    }
+
+    /**
+     * How many chains handed to {@link #resubmit} are still to be returned by {@link #pop}.
+     *
+     * @return the count
+     */
+    public int pendingResubmits() {
+        return resubmitCount;
+    }
+
+    /**
+     * Installs (or, with null, removes) the tracker told of every chain taken and completed.
+     *
+     * @param inflightTracker the tracker, or null
+     */
+    public void setInflightTracker(InflightTracker inflightTracker) {
+        this.tracker = inflightTracker;
     }
 
     /**

@@ -46,6 +46,39 @@ public final class Linux {
     public static final int EFD_NONBLOCK = 0x800;
     /** {@code eventfd} flag: close on exec. */
     public static final int EFD_CLOEXEC = 0x80000;
+    /** {@code open} flag: read only. */
+    public static final int O_RDONLY = 0;
+    /** {@code open} flag: read and write. */
+    public static final int O_RDWR = 2;
+    /** {@code open} flag: close on exec (the same value on x86-64 and aarch64). */
+    public static final int O_CLOEXEC = 0x80000;
+    /** {@code fallocate} mode: do not change the file size. */
+    public static final int FALLOC_FL_KEEP_SIZE = 0x01;
+    /** {@code fallocate} mode: deallocate the range (with {@link #FALLOC_FL_KEEP_SIZE}); it reads back as zeros. */
+    public static final int FALLOC_FL_PUNCH_HOLE = 0x02;
+    /** {@code fallocate} mode: zero the range, keeping (or allocating) its blocks. */
+    public static final int FALLOC_FL_ZERO_RANGE = 0x10;
+    /** {@code flock} operation: a shared lock. */
+    public static final int LOCK_SH = 1;
+    /** {@code flock} operation: an exclusive lock. */
+    public static final int LOCK_EX = 2;
+    /** {@code flock} flag: fail instead of waiting for a conflicting lock. */
+    public static final int LOCK_NB = 4;
+    /** {@code flock} operation: release the lock. */
+    public static final int LOCK_UN = 8;
+    /** errno: the operation is not supported (by this file system, say); not in {@link Errno}. */
+    public static final int EOPNOTSUPP = 95;
+
+    /** {@code poll} event: there is data to read. */
+    public static final short POLLIN = 0x1;
+    /** {@code poll} event: an error condition (output only). */
+    public static final short POLLERR = 0x8;
+    /** {@code poll} event: hang up (output only). */
+    public static final short POLLHUP = 0x10;
+    /** {@code poll} event: the descriptor is not open (output only). */
+    public static final short POLLNVAL = 0x20;
+    /** The size of one {@code struct pollfd { int fd; short events; short revents; }}. */
+    public static final long POLLFD_LENGTH = 8;
 
     /** The futex syscall number: 202 on x86-64, 98 on aarch64 (the generic table). */
     private static final long SYS_FUTEX = "aarch64".equals(System.getProperty("os.arch")) ? 98 : 202;
@@ -73,7 +106,14 @@ public final class Linux {
     private static final MethodHandle READ = downcall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
     private static final MethodHandle WRITE = downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
     private static final MethodHandle EVENTFD = downcall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle POLL = downcall("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
     private static final MethodHandle LSEEK = downcall("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT));
+    /** int open(const char *path, int flags, ...): the mode is passed as the variadic argument. */
+    private static final MethodHandle OPEN = LINKER.downcallHandle(LIBC.findOrThrow("open"),
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), Linker.Option.firstVariadicArg(2), CAPTURE_ERRNO);
+    private static final MethodHandle FALLOCATE = downcall("fallocate",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG));
+    private static final MethodHandle FLOCK = downcall("flock", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
     private static final MethodHandle GETPID = LINKER.downcallHandle(LIBC.findOrThrow("getpid"), FunctionDescriptor.of(JAVA_INT));
     private static final MethodHandle STRERROR = LINKER.downcallHandle(LIBC.findOrThrow("strerror"), FunctionDescriptor.of(ADDRESS, JAVA_INT));
     /** long syscall(long number, ...): the futex call has no glibc wrapper. */
@@ -414,6 +454,137 @@ public final class Linux {
     private static void checkFutexWord(MemorySegment word) {
         if (!word.isNative() || word.byteSize() < 4 || (word.address() & 3) != 0) {
             throw new IllegalArgumentException("a futex word must be a 4-byte aligned native segment: " + word);
+        }
+    }
+
+    /**
+     * Opens an existing file ({@code open} without {@code O_CREAT}), retrying on {@code EINTR}.
+     *
+     * @param path  the file
+     * @param flags {@link #O_RDONLY} or {@link #O_RDWR}, with {@link #O_CLOEXEC} and friends;
+     *              {@code O_CREAT} is refused (no mode is given)
+     * @return the file descriptor
+     * @throws IllegalArgumentException if {@code flags} holds {@code O_CREAT} or {@code O_TMPFILE}
+     */
+    public static int open(String path, int flags) {
+        if ((flags & 0x40 /* O_CREAT */) != 0 || (flags & 0x400000 /* __O_TMPFILE */) != 0) {
+            throw new IllegalArgumentException("open(" + path + "): O_CREAT and O_TMPFILE need a mode; not supported");
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment cPath = arena.allocateFrom(path);
+            while (true) {
+                MemorySegment capture = CAPTURE.get();
+                int fd = (int) OPEN.invokeExact(capture, cPath, flags, 0);
+                if (fd >= 0) {
+                    return fd;
+                }
+                int errno = errno(capture);
+                if (errno != Errno.EINTR) {
+                    throw new NativeCallException("open(\"" + path + "\", flags=0x" + Integer.toHexString(flags) + ")", errno);
+                }
+            }
+        } catch (NativeCallException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new LinkageError("open downcall failed", t);
+        }
+    }
+
+    /**
+     * Manipulates the allocated space of a file ({@code fallocate}), retrying on {@code EINTR}.
+     *
+     * @param fd     the file descriptor, open for writing
+     * @param mode   0 (allocate), or {@link #FALLOC_FL_PUNCH_HOLE} or {@link #FALLOC_FL_ZERO_RANGE}
+     *               with {@link #FALLOC_FL_KEEP_SIZE}
+     * @param offset where the range starts, in bytes
+     * @param len    its length in bytes, at least 1
+     * @throws NativeCallException if the call fails, for example with {@link #EOPNOTSUPP} when the
+     *                             file system does not support the mode
+     */
+    public static void fallocate(int fd, int mode, long offset, long len) {
+        try {
+            while (true) {
+                MemorySegment capture = CAPTURE.get();
+                int rc = (int) FALLOCATE.invokeExact(capture, fd, mode, offset, len);
+                if (rc == 0) {
+                    return;
+                }
+                int errno = errno(capture);
+                if (errno != Errno.EINTR) {
+                    throw new NativeCallException("fallocate(fd=" + fd + ", mode=0x" + Integer.toHexString(mode)
+                            + ", offset=" + offset + ", len=" + len + ")", errno);
+                }
+            }
+        } catch (NativeCallException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new LinkageError("fallocate downcall failed", t);
+        }
+    }
+
+    /**
+     * Applies or removes an advisory lock on an open file ({@code flock}), retrying on {@code EINTR}.
+     * The lock belongs to the open file description, so unlike {@code fcntl} record locks (and
+     * {@link java.nio.channels.FileChannel#tryLock}) closing another descriptor of the same file in
+     * this process does not release it, and two descriptors opened separately in one process
+     * conflict with each other.
+     *
+     * @param fd        the file descriptor
+     * @param operation {@link #LOCK_SH}, {@link #LOCK_EX} or {@link #LOCK_UN}, optionally with {@link #LOCK_NB}
+     * @return true if done; false if {@link #LOCK_NB} was given and a conflicting lock is held
+     */
+    public static boolean flock(int fd, int operation) {
+        try {
+            while (true) {
+                MemorySegment capture = CAPTURE.get();
+                int rc = (int) FLOCK.invokeExact(capture, fd, operation);
+                if (rc == 0) {
+                    return true;
+                }
+                int errno = errno(capture);
+                if (errno == Errno.EAGAIN && (operation & LOCK_NB) != 0) {
+                    return false;
+                }
+                if (errno != Errno.EINTR) {
+                    throw new NativeCallException("flock(fd=" + fd + ", operation=" + operation + ")", errno);
+                }
+            }
+        } catch (NativeCallException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new LinkageError("flock downcall failed", t);
+        }
+    }
+
+    /**
+     * Waits until one of the descriptors is ready ({@code poll}). {@code fds} holds {@code count}
+     * {@code struct pollfd} entries of {@link #POLLFD_LENGTH} bytes: {@code int fd} at offset 0,
+     * {@code short events} at 4, {@code short revents} at 6 (written by the kernel).
+     *
+     * @param fds       a native segment of at least {@code count * POLLFD_LENGTH} bytes
+     * @param count     how many entries
+     * @param timeoutMs the longest wait in milliseconds, or -1 for none
+     * @return how many entries have a non-zero {@code revents}; 0 on timeout or when interrupted (EINTR)
+     */
+    public static int poll(MemorySegment fds, int count, int timeoutMs) {
+        if (!fds.isNative() || count < 0 || fds.byteSize() < count * POLLFD_LENGTH) {
+            throw new IllegalArgumentException("poll needs a native segment of " + count + " pollfd entries: " + fds);
+        }
+        try {
+            MemorySegment capture = CAPTURE.get();
+            int rc = (int) POLL.invokeExact(capture, fds, (long) count, timeoutMs);
+            if (rc >= 0) {
+                return rc;
+            }
+            int errno = errno(capture);
+            if (errno == Errno.EINTR) {
+                return 0;
+            }
+            throw new NativeCallException("poll(" + count + " fds)", errno);
+        } catch (NativeCallException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new LinkageError("poll downcall failed", t);
         }
     }
 }
