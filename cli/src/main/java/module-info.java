@@ -2,6 +2,8 @@
 module dev.airlock.cli {
     requires dev.airlock.virtio;
     requires dev.airlock.hypervisor;
+    requires dev.airlock.devices;
+    requires dev.airlock.vhostuser;
     requires info.picocli;
 
     opens dev.airlock.cli to info.picocli;

@@ -9,7 +9,8 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "airlock", mixinStandardHelpOptions = true, version = "airlock 0.1.0",
         description = "virtio for virtual machines whose memory is private.",
-        subcommands = {DemoCommand.class, HypervisorCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {DemoCommand.class, HypervisorCommand.class, VmCommand.class, BackendCommand.class, StatusCommand.class,
+            CommandLine.HelpCommand.class})
 public final class Airlock {
     /** Exit code for a run whose data did not arrive intact. */
     static final int EXIT_CHECK_FAILED = 1;

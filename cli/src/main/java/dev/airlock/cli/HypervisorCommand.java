@@ -23,7 +23,7 @@ import java.util.concurrent.TimeUnit;
  * control credential (what a client needs to create VMs) is written next to it, readable by the
  * owner only. It runs until interrupted (Ctrl-C, SIGTERM), then destroys every VM.
  */
-@Command(name = "hypervisor", description = {
+@Command(name = "hypervisor", mixinStandardHelpOptions = true, description = {
     "Runs the hypervisor daemon of the multi-process runtime.",
     "",
     "Listens on a Unix socket. Every VM and every backend is its own process that attaches with a",

@@ -1,0 +1,144 @@
+package dev.airlock.cli;
+
+import dev.airlock.cli.machine.DeviceSpec;
+import dev.airlock.cli.machine.GuestWorkload;
+import dev.airlock.hypervisor.SharedRegionMapping;
+import dev.airlock.hypervisor.VmState;
+import dev.airlock.hypervisor.process.RemoteVmContext;
+import dev.airlock.transport.DriverHost;
+import dev.airlock.transport.DriverTransport;
+import dev.airlock.transport.TransportException;
+import dev.airlock.transport.VirtioFrontend;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code airlock vm run NAME}: this process becomes the secondary VM NAME and runs the demo
+ * application on the devices its backend serves: the VM's private RAM is this process's memory,
+ * its devices are found by their shared regions.
+ */
+@Command(name = "run", mixinStandardHelpOptions = true, description = {
+    "Runs a secondary VM's application in this process (the VM must have been created).",
+    "",
+    "Attaches with the VM's credential, waits until the VM is started and its devices appear, then",
+    "writes random data to the block device and reads it back (CRC32C), prints a line through the",
+    "console and reads entropy, and prints a report. Exit 0 when everything checked out."})
+final class GuestCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+    @Mixin
+    VmCommand.SocketOption socket = new VmCommand.SocketOption();
+
+    @Parameters(paramLabel = "NAME")
+    String name;
+
+    @Option(names = "--devices", defaultValue = "1", description = "Wait for at least this many devices (default: ${DEFAULT-VALUE}).")
+    int devices;
+
+    @Option(names = "--data", defaultValue = "256M", converter = Sizes.class, description = "Data to write to the block device and read back (default: ${DEFAULT-VALUE}).")
+    long dataBytes;
+
+    @Option(names = "--depth", defaultValue = "16", description = "Block requests in flight (default: ${DEFAULT-VALUE}).")
+    int depth;
+
+    @Option(names = "--seed", defaultValue = "1", description = "Seed of the data (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--timeout", defaultValue = "60", description = "Seconds to wait for the VM to start and its devices to appear (default: ${DEFAULT-VALUE}).")
+    long timeoutSeconds;
+
+    @Override
+    public Integer call() throws Exception {
+        DaemonAddress address = socket.address();
+        PrintWriter out = spec.commandLine().getOut();
+        GuestWorkload.Options options = new GuestWorkload.Options(dataBytes, depth, seed,
+                "hello from " + name + " through virtio-console");
+        try (RemoteVmContext vm = RemoteVmContext.attach(address.socket(), address.loadCredential(name));
+             DriverHost driverHost = new DriverHost(vm, DriverHost.DEFAULT_TIMEOUT)) {
+            long deadline = System.nanoTime() + Duration.ofSeconds(timeoutSeconds).toNanos();
+            if (!vm.awaitState(VmState.RUNNING, Duration.ofSeconds(timeoutSeconds))) {
+                throw new IllegalStateException(name + " was not started within " + timeoutSeconds + " s (airlock vm start " + name + ")");
+            }
+            List<SharedRegionMapping> found = awaitDevices(vm, deadline);
+            List<GuestWorkload.GuestDevice> guestDevices = new ArrayList<>();
+            try {
+                for (SharedRegionMapping m : found) {
+                    DeviceSpec d = DeviceSpec.fromRegionName(name, m.name(), m.sizeBytes());
+                    guestDevices.add(new GuestWorkload.GuestDevice(d,
+                            new VirtioFrontend(openWhenPresent(driverHost, d, m, deadline), vm.addressSpace())));
+                }
+                long ram = vm.addressSpace().regionOf(0, 1).sizeBytes();
+                if (ram < options.ramBytes()) {
+                    throw new IllegalArgumentException(name + " has " + Sizes.format(ram) + " of RAM; the application needs "
+                            + Sizes.format(options.ramBytes()));
+                }
+                out.printf("%s: running on %s%n", name, guestDevices.stream().map(GuestWorkload.GuestDevice::spec).toList());
+                out.flush();
+                GuestWorkload.Result result = GuestWorkload.run(guestDevices, vm.addressSpace(), 0, options);
+                result.report().forEach(out::println);
+                address.write(address.statusFile(name, "vm"), String.join("\n", result.report()) + "\n");
+                out.println(result.passed() ? "  result            PASS" : "  result            FAIL");
+                return result.passed() ? 0 : Airlock.EXIT_CHECK_FAILED;
+            } finally {
+                for (GuestWorkload.GuestDevice d : guestDevices) {
+                    d.frontend().close();
+                }
+            }
+        }
+    }
+
+    /**
+     * Opens a device's transport once its backend answers: a region is granted to both sides at once,
+     * so the guest may see it a moment before the backend serves it (or long before, when the backend
+     * starts later). Until then a probe times out or finds no device (id 0).
+     */
+    private DriverTransport openWhenPresent(DriverHost driverHost, DeviceSpec d, SharedRegionMapping m, long deadline)
+            throws InterruptedException {
+        while (true) {
+            DriverTransport t = driverHost.open(d.transport(), m.id(), d.slot());
+            String why;
+            try {
+                int id = t.probe();
+                if (id != 0) {
+                    return t;
+                }
+                why = "no device in the slot yet";
+            } catch (TransportException e) {
+                why = e.getMessage();
+            }
+            t.close();
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException(d + ": the backend does not answer: " + why);
+            }
+            Thread.sleep(100);
+        }
+    }
+
+    /** Waits until at least {@code devices} device regions are mapped. */
+    private List<SharedRegionMapping> awaitDevices(RemoteVmContext vm, long deadline) throws InterruptedException {
+        while (true) {
+            List<SharedRegionMapping> found = vm.sharedRegions().stream()
+                    .filter(m -> DeviceSpec.fromRegionName(name, m.name(), m.sizeBytes()) != null)
+                    .sorted(Comparator.comparing(SharedRegionMapping::name)).toList();
+            if (found.size() >= devices) {
+                return found;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException(name + " has " + found.size() + " devices after " + timeoutSeconds
+                        + " s, expected " + devices + " (is its backend running? airlock backend TYPE --vm " + name + ")");
+            }
+            Thread.sleep(10);
+        }
+    }
+}
