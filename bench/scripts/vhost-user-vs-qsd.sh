@@ -26,13 +26,14 @@ cleanup() {
 }
 trap cleanup EXIT
 fallocate -l 1G "$disk"
-"$root/bin/airlock" --help >/dev/null   # builds on first use, outside the measurements
+airlock=${AIRLOCK:-$root/bin/airlock}   # AIRLOCK="java ... -m dev.airlock.cli/..." to use another build
+$airlock --help >/dev/null              # bin/airlock builds on first use, outside the measurements
 
 start_backend() { # airlock|qsd
   local sock=$work/$1.sock
   rm -f "$sock"
   if [ "$1" = airlock ]; then
-    "$root/bin/airlock" backend blk --vhost-user "$sock" --image "$disk" >"$work/$1.log" 2>&1 &
+    $airlock backend blk --vhost-user "$sock" --image "$disk" >"$work/$1.log" 2>&1 &
   else
     qemu-storage-daemon --blockdev "driver=file,node-name=disk0,filename=$disk,cache.direct=off" \
       --export "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=$sock,writable=on,num-queues=1" \

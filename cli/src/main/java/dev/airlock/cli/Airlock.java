@@ -10,6 +10,7 @@ import picocli.CommandLine.Command;
 @Command(name = "airlock", mixinStandardHelpOptions = true, version = "airlock 0.1.0",
         description = "virtio for virtual machines whose memory is private.",
         subcommands = {DemoCommand.class, HypervisorCommand.class, VmCommand.class, BackendCommand.class, StatusCommand.class,
+            dev.airlock.bench.suite.BenchCommand.class,
             CommandLine.HelpCommand.class})
 public final class Airlock {
     /** Exit code for a run whose data did not arrive intact. */

@@ -71,7 +71,7 @@ class AirlockCommandTest {
     void shouldExplainEachCommandInHelp() {
         Run r = run("--help");
         assertEquals(0, r.exitCode());
-        for (String command : new String[] {"demo", "hypervisor", "vm", "backend", "status"}) {
+        for (String command : new String[] {"demo", "hypervisor", "vm", "backend", "status", "bench"}) {
             assertTrue(r.out().contains(command), command + " in " + r.out());
         }
         Run vm = run("vm", "--help");
