@@ -39,9 +39,10 @@ class ChainWalkerFuzzTest {
     @FuzzTest(maxDuration = "60s")
     void popNeverEscapesTheRegionOrTheRules(FuzzedDataProvider data) {
         int queueSize = 1 << data.consumeInt(0, 8);
-        long features = VirtioFeatures.VIRTIO_F_VERSION_1
-                | (data.consumeBoolean() ? VirtioFeatures.VIRTIO_F_INDIRECT_DESC : 0)
-                | (data.consumeBoolean() ? VirtioFeatures.VIRTIO_F_EVENT_IDX : 0);
+        // Feature constants are bit numbers, so the set is built with VirtioFeatures.of.
+        long features = VirtioFeatures.of(VirtioFeatures.VIRTIO_F_VERSION_1)
+                | (data.consumeBoolean() ? VirtioFeatures.of(VirtioFeatures.VIRTIO_F_INDIRECT_DESC) : 0)
+                | (data.consumeBoolean() ? VirtioFeatures.of(VirtioFeatures.VIRTIO_F_EVENT_IDX) : 0);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment region = arena.allocate(REGION_BYTES, 4096);
             byte[] descTable = data.consumeBytes(16 * queueSize);
