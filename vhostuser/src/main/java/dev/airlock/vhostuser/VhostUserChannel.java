@@ -1,6 +1,7 @@
 package dev.airlock.vhostuser;
 
 import dev.airlock.memory.sys.Linux;
+import dev.airlock.memory.sys.NativeCallException;
 import dev.airlock.memory.sys.UnixSocket;
 
 import java.lang.foreign.Arena;
@@ -30,7 +31,13 @@ final class VhostUserChannel implements AutoCloseable {
      * @throws VhostUserProtocolException for a bad header (flags, size)
      */
     VhostUserMessage read() {
-        int[] headerFds = socket.receiveFully(header);
+        int[] headerFds;
+        try {
+            headerFds = socket.receiveFully(header);
+        } catch (NativeCallException e) {
+            throw new VhostUserProtocolException("header", VhostUserHeaderLayout.HEADER_LENGTH,
+                    "connection failed or closed in the middle of a header: " + e.getMessage());
+        }
         if (headerFds == null) {
             return null;
         }
@@ -52,7 +59,13 @@ final class VhostUserChannel implements AutoCloseable {
             }
             int[] fds = headerFds;
             if (size > 0) {
-                int[] payloadFds = socket.receiveFully(payload.asSlice(0, size));
+                int[] payloadFds;
+                try {
+                    payloadFds = socket.receiveFully(payload.asSlice(0, size));
+                } catch (NativeCallException e) {
+                    throw new VhostUserProtocolException(name + ".size", size,
+                            "connection failed or closed in the middle of the payload: " + e.getMessage());
+                }
                 if (payloadFds == null) {
                     throw new VhostUserProtocolException(name + ".size", size, "connection closed before the payload");
                 }
