@@ -30,7 +30,8 @@
  * An interrupt is an {@link dev.airlock.hypervisor.InterruptCause} about one peer VM:
  * {@code MESSAGE_AVAILABLE} (the queue from the peer went from empty to non-empty),
  * {@code QUEUE_NOT_FULL} (the queue toward the peer went from full to not full), {@code DOORBELL}
- * (the peer rang an unmasked doorbell, or unmask found flags pending) and {@code PEER_GONE}.
+ * (the peer rang an unmasked doorbell, or unmask found flags pending) and {@code PEER_GONE}; the
+ * multi-process runtime adds {@code BACKEND_DETACHED} and {@code BACKEND_ATTACHED} (below).
  * Interrupts of one cause and peer coalesce while pending, and are edge-triggered on the
  * transitions above. The contract that makes this lossless: on each interrupt, the handler drains
  * (receives until {@link dev.airlock.hypervisor.VmContext#EMPTY}, sends until
@@ -85,7 +86,12 @@
  *   <li>{@code PEER_GONE} comes from the daemon, which learns of a death from the closed socket. It
  *       revokes the grants, closes its descriptors for the dead side, and tells the peer, whose
  *       process closes its doorbell fds at once and unmaps the shared regions after its
- *       {@code PEER_GONE} handler returns. A dead backend revokes its pair only.</li>
+ *       {@code PEER_GONE} handler returns.</li>
+ *   <li>A dead backend revokes nothing: its pair keeps its regions, queues and doorbells, the
+ *       messages queued toward it are dropped, and the secondary gets {@code BACKEND_DETACHED};
+ *       {@code assignBackend} may then issue a replacement's credential, and when the replacement
+ *       attaches it is handed the pair's grants and the secondary gets {@code BACKEND_ATTACHED}.
+ *       Doorbell flags rung while no backend was attached stay pending for the replacement.</li>
  * </ul>
  * What stays in-process only: {@link dev.airlock.hypervisor.InProcessHypervisor#context} and
  * handing out {@code MemorySegment}s of another VM's mapping within one JVM.

@@ -19,6 +19,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The device side of the transports, in the primary: owns the primary's interrupt handler and
@@ -29,7 +30,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>On each interrupt the host drains: it receives every message from the peer (msgq-mmio
  * requests, each answered at once; a response that does not fit in a full queue is dropped, since
  * only a driver that does not read its answers can fill it), reads and clears the doorbell once and
- * hands each slot its bits, and on {@code PEER_GONE} resets every device of that peer. Nothing
+ * hands each slot its bits, and on {@code PEER_GONE} resets every device of that peer. Adding a
+ * device also drains once, so requests sent before the host (or the device) existed are served: a
+ * backend may start after its guest, or replace a dead backend of the same pair. Nothing
  * blocks and no exception escapes to the interrupt thread: hostile input is refused and counted
  * ({@link #protocolErrors()}), anything else unexpected is counted too ({@link #internalErrors()}).
  *
@@ -49,6 +52,8 @@ public final class DeviceHost implements AutoCloseable {
     private final AtomicLong internalErrors = new AtomicLong();
     private final AtomicLong droppedResponses = new AtomicLong();
     private final PollingPolicy pollingPolicy;
+    /** Serializes the drains (the interrupt handler's and {@link #addDevice}'s catch-up): they share the buffers. */
+    private final ReentrantLock drainLock = new ReentrantLock();
 
     /**
      * Creates the host with the {@link PollingPolicy#DEFAULT} policy for polled devices and installs
@@ -131,6 +136,33 @@ public final class DeviceHost implements AutoCloseable {
                 : new ShmemDeviceSlot(vm, peer, slot, core, whole);
         core.bind(device);
         slots[slot] = device;
+        catchUp(peer, slots);
+    }
+
+    /**
+     * Serves what the driver sent before this device was added: a backend process that starts after
+     * its guest (or replaces a dead one) finds requests and doorbell flags already waiting, whose
+     * interrupts arrived before this host was the handler, or before the device was in its slot.
+     */
+    private void catchUp(VmId peer, DeviceSlot[] slots) {
+        drainLock.lock();
+        try {
+            try {
+                dispatchDoorbell(peer, slots);
+            } catch (HypervisorRefusedException e) {
+                // not running yet, or no doorbells with this peer: its interrupts will come
+            }
+            try {
+                drainMessages(peer, slots);
+            } catch (HypervisorRefusedException e) {
+                // not running yet, or no message queues with this peer
+            }
+        } catch (RuntimeException e) {
+            internalErrors.incrementAndGet();
+            LOG.warn("device host of " + vm.name() + ": unexpected " + e + " catching up with " + peer);
+        } finally {
+            drainLock.unlock();
+        }
     }
 
     /**
@@ -205,19 +237,22 @@ public final class DeviceHost implements AutoCloseable {
     }
 
     private void onInterrupt(Interrupt interrupt) {
+        drainLock.lock();
         try {
             DeviceSlot[] slots = peers.get(interrupt.peer());
             switch (interrupt.cause()) {
                 case MESSAGE_AVAILABLE -> drainMessages(interrupt.peer(), slots);
                 case DOORBELL -> dispatchDoorbell(interrupt.peer(), slots);
                 case PEER_GONE -> resetAll(slots);
-                case QUEUE_NOT_FULL -> { }
+                case QUEUE_NOT_FULL, BACKEND_DETACHED, BACKEND_ATTACHED -> { } // the last two reach secondaries only
             }
         } catch (HypervisorRefusedException e) {
             // The peer went away mid-drain; its PEER_GONE follows.
         } catch (RuntimeException e) {
             internalErrors.incrementAndGet();
             LOG.warn("device host of " + vm.name() + ": unexpected " + e + " on " + interrupt);
+        } finally {
+            drainLock.unlock();
         }
     }
 

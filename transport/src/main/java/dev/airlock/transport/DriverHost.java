@@ -13,6 +13,7 @@ import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -21,7 +22,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * opens a {@link DriverTransport} per device. On each interrupt it drains the message queue
  * (msgq-mmio responses, each matched to the outstanding request of its slot; malformed or stale
  * ones are dropped and counted), reads and clears the doorbell once and hands each slot its bits,
- * and on {@code PEER_GONE} breaks every transport to that peer.
+ * and on {@code PEER_GONE} breaks every transport to that peer. On {@code BACKEND_DETACHED} (the
+ * backend process serving that peer's devices died) it marks each of them
+ * {@link DriverTransport#isDetached() detached}, and on {@code BACKEND_ATTACHED} makes them usable
+ * again, against devices in reset state.
  */
 public final class DriverHost implements AutoCloseable {
     /** The default bound on a device's answer. */
@@ -31,6 +35,8 @@ public final class DriverHost implements AutoCloseable {
     private final VmContext vm;
     private final long timeoutNs;
     private final Map<VmId, DriverSlot[]> peers = new ConcurrentHashMap<>();
+    /** Peers whose backend process is detached (written on the interrupt thread). */
+    private final Set<VmId> detachedPeers = ConcurrentHashMap.newKeySet();
     private final MemorySegment receiveBuffer;
     private final AtomicLong protocolErrors = new AtomicLong();
     private final AtomicLong internalErrors = new AtomicLong();
@@ -84,6 +90,9 @@ public final class DriverHost implements AutoCloseable {
         DriverSlot transport = kind == TransportKind.MSGQ_MMIO ? new MmioDriverTransport(this, vm, mapping, slot, timeoutNs)
                 : new ShmemDriverTransport(this, vm, mapping, slot, timeoutNs);
         slots[slot] = transport;
+        if (detachedPeers.contains(mapping.peer())) {
+            transport.markDetached(detachedReason(mapping.peer())); // until its BACKEND_ATTACHED
+        }
         return transport;
     }
 
@@ -119,6 +128,14 @@ public final class DriverHost implements AutoCloseable {
                 case MESSAGE_AVAILABLE -> drainMessages(interrupt.peer(), slots);
                 case DOORBELL -> dispatchDoorbell(interrupt.peer(), slots);
                 case PEER_GONE -> breakAll(slots, "device VM " + interrupt.peer() + " is gone");
+                case BACKEND_DETACHED -> {
+                    detachedPeers.add(interrupt.peer());
+                    detachAll(slots, detachedReason(interrupt.peer()));
+                }
+                case BACKEND_ATTACHED -> {
+                    detachedPeers.remove(interrupt.peer());
+                    attachAll(slots);
+                }
                 case QUEUE_NOT_FULL -> { }
             }
         } catch (HypervisorRefusedException e) {
@@ -170,6 +187,32 @@ public final class DriverHost implements AutoCloseable {
         for (DriverSlot s : slots) {
             if (s != null) {
                 s.markBroken(reason);
+            }
+        }
+    }
+
+    private static String detachedReason(VmId peer) {
+        return "the backend process of " + peer + " detached";
+    }
+
+    private static void detachAll(DriverSlot[] slots, String reason) {
+        if (slots == null) {
+            return;
+        }
+        for (DriverSlot s : slots) {
+            if (s != null) {
+                s.markDetached(reason);
+            }
+        }
+    }
+
+    private static void attachAll(DriverSlot[] slots) {
+        if (slots == null) {
+            return;
+        }
+        for (DriverSlot s : slots) {
+            if (s != null) {
+                s.markAttached();
             }
         }
     }

@@ -9,7 +9,9 @@ import java.util.function.BooleanSupplier;
 
 /**
  * What the two driver transports share: the slot's identity, the interrupt dispatch from the
- * driver host, the bounded wait for the device, and the broken state.
+ * driver host, the bounded wait for the device, and its states: working, detached (the backend
+ * process serving the device died: every call fails fast until a new backend attaches, then the
+ * device is fresh, in reset state) and broken (for good: a timeout, the device's VM gone, closed).
  */
 abstract class DriverSlot implements DriverTransport {
     final VmContext vm;
@@ -23,6 +25,10 @@ abstract class DriverSlot implements DriverTransport {
     final Object answered = new Object();
     private volatile Listener listener;
     private volatile String brokenReason;
+    /** Non-null while the device's backend is detached; written on the interrupt thread. */
+    private volatile String detachedReason;
+    /** Counts detaches: an operation begun in one device session fails if it ends in another. */
+    private volatile int session;
 
     DriverSlot(DriverHost host, VmContext vm, SharedRegionMapping region, int slot, long timeoutNs) {
         this.host = host;
@@ -68,26 +74,106 @@ abstract class DriverSlot implements DriverTransport {
         }
     }
 
+    @Override
+    public boolean isDetached() {
+        return detachedReason != null && brokenReason == null;
+    }
+
+    /**
+     * The device's backend went away (on the interrupt thread): calls fail fast from now on, waiters
+     * wake and throw, the listener hears {@code onBroken}. Nothing happens to a broken transport.
+     */
+    final void markDetached(String reason) {
+        if (brokenReason != null) {
+            return;
+        }
+        detachedReason = reason;
+        session++; // written on the interrupt thread, or by open() before anyone has the transport
+        onDetached();
+        Listener l = listener;
+        if (l != null) {
+            l.onBroken();
+        }
+        wakeWaiters();
+    }
+
+    /**
+     * A new backend attached (on the interrupt thread): a detached transport works again, talking to
+     * a device in reset state, and the listener hears {@code onReattached}.
+     */
+    final void markAttached() {
+        if (detachedReason == null || brokenReason != null) {
+            return; // never detached (a first attach), or broken for good
+        }
+        onReattached();
+        detachedReason = null;
+        Listener l = listener;
+        if (l != null) {
+            l.onReattached();
+        }
+    }
+
+    /** Forgets what was outstanding with the device that went away; on the interrupt thread. */
+    void onDetached() {
+    }
+
+    /** Prepares for a new device session; on the interrupt thread, before calls are let through. */
+    void onReattached() {
+    }
+
+    /** Throws if the transport is broken or its backend is detached. */
     final void checkNotBroken() {
         String reason = brokenReason;
         if (reason != null) {
             throw new TransportException(name + ": transport broken: " + reason);
         }
+        String detached = detachedReason;
+        if (detached != null) {
+            throw new TransportException(name + ": the device's backend is gone (" + detached
+                    + "); the device can be initialised again once a new backend attaches");
+        }
+    }
+
+    /**
+     * Checks the transport works and starts an operation with the device.
+     *
+     * @return the device session, for {@link #await}
+     * @throws TransportException if broken or detached
+     */
+    final int begin() {
+        int current = session;
+        checkNotBroken();
+        return current;
     }
 
     /**
      * Waits until {@code done} holds, at most the timeout; the interrupt thread notifies
-     * {@link #answered}. On timeout the transport breaks.
+     * {@link #answered}. On timeout the transport breaks; if the backend detaches meanwhile (even if
+     * a new one attached since), throws at once.
      */
-    final void await(BooleanSupplier done, String what) {
-        long deadline = System.nanoTime() + timeoutNs;
+    final void await(BooleanSupplier done, String what, int started) {
+        if (!awaitUntil(done, System.nanoTime() + timeoutNs, what, started)) {
+            markBroken("no answer to " + what + " within " + timeoutNs / 1_000_000 + " ms");
+            checkNotBroken();
+        }
+    }
+
+    /**
+     * Waits until {@code done} holds or {@code deadlineNs} ({@link System#nanoTime()}) passes.
+     *
+     * @return whether {@code done} holds; false at the deadline (the transport is left as it is)
+     * @throws TransportException if the transport breaks or the device session {@code started} ends meanwhile
+     */
+    final boolean awaitUntil(BooleanSupplier done, long deadlineNs, String what, int started) {
         synchronized (answered) {
             while (!done.getAsBoolean()) {
                 checkNotBroken();
-                long remainingNs = deadline - System.nanoTime();
+                if (session != started) {
+                    throw new TransportException(name + ": the device's backend went away during " + what);
+                }
+                long remainingNs = deadlineNs - System.nanoTime();
                 if (remainingNs <= 0) {
-                    markBroken("no answer to " + what + " within " + timeoutNs / 1_000_000 + " ms");
-                    checkNotBroken();
+                    return false;
                 }
                 try {
                     // Bounded waits also catch an answer whose interrupt raced with this wait.
@@ -98,6 +184,7 @@ abstract class DriverSlot implements DriverTransport {
                     checkNotBroken();
                 }
             }
+            return true;
         }
     }
 
@@ -155,6 +242,6 @@ abstract class DriverSlot implements DriverTransport {
 
     @Override
     public String toString() {
-        return getClass().getSimpleName() + "(" + name + (isBroken() ? ", broken" : "") + ")";
+        return getClass().getSimpleName() + "(" + name + (isBroken() ? ", broken" : isDetached() ? ", detached" : "") + ")";
     }
 }

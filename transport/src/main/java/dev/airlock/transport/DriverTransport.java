@@ -8,6 +8,13 @@ import dev.airlock.hypervisor.SharedRegionMapping;
  * until it answers, at most the host's timeout; a device that does not answer in time breaks the
  * transport ({@link #isBroken()}) and the call throws {@link TransportException}.
  *
+ * <p>On the multi-process runtime the device's backend process may die and be replaced while its
+ * VM (the primary) lives on. Between the two the transport is {@link #isDetached() detached}: every
+ * operation, including one already waiting, throws {@link TransportException} at once, and the
+ * listener hears {@link Listener#onBroken()}. When a new backend attaches, the same transport works
+ * again against a device in reset state ({@link Listener#onReattached()}): the driver resets and
+ * initialises it again and resubmits what was lost. A timeout while attached still breaks it for good.
+ *
  * <p>Every value read from the device is untrusted; callers check what they use.
  */
 public interface DriverTransport extends AutoCloseable {
@@ -19,8 +26,19 @@ public interface DriverTransport extends AutoCloseable {
         /** The device's configuration changed, or it set DEVICE_NEEDS_RESET. */
         void onConfigChange();
 
-        /** The transport broke: the device timed out, or its VM is gone. */
+        /**
+         * The transport broke (the device timed out, or its VM is gone) or the device's backend
+         * process detached ({@link #isDetached()}): either way, nothing in flight will complete.
+         */
         default void onBroken() {
+        }
+
+        /**
+         * A new backend process attached after the transport was {@link #isDetached() detached}:
+         * the transport works again and the device is in its reset state, so the driver initialises it
+         * again (on its own thread, not here).
+         */
+        default void onReattached() {
         }
     }
 
@@ -159,6 +177,16 @@ public interface DriverTransport extends AutoCloseable {
      * @return whether broken
      */
     boolean isBroken();
+
+    /**
+     * Whether the device's backend process is gone and no replacement has attached yet: operations
+     * fail fast until one does. False once broken.
+     *
+     * @return whether detached
+     */
+    default boolean isDetached() {
+        return false;
+    }
 
     /** Detaches from the host; the slot can be opened again. Does not reset the device. */
     @Override

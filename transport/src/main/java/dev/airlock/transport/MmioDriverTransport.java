@@ -24,6 +24,8 @@ final class MmioDriverTransport extends DriverSlot {
     /** Guarded by {@link #answered}: the response type the outstanding request expects. */
     private int pendingType;
     private MmioMessageLayout.Response answer;
+    /** Set when a new backend attached, until its first answer other than NO_SUCH_SLOT. */
+    private volatile boolean resync;
 
     MmioDriverTransport(DriverHost host, VmContext vm, SharedRegionMapping region, int slot, long timeoutNs) {
         super(host, vm, region, slot, timeoutNs);
@@ -51,31 +53,69 @@ final class MmioDriverTransport extends DriverSlot {
         }
     }
 
-    /** Performs one access and returns the device's answer. */
+    @Override
+    void onDetached() {
+        synchronized (answered) {
+            pendingSeq = -1; // a late answer of the old device is stale
+            answer = null;
+        }
+    }
+
+    @Override
+    void onReattached() {
+        resync = true;
+    }
+
+    /**
+     * Performs one access and returns the device's answer. The first access after a new backend
+     * attached is repeated, at growing intervals up to the timeout, while the answer is
+     * {@link TransportStatus#NO_SUCH_SLOT}: the new backend may be answering before it has added
+     * this device.
+     */
     private MmioMessageLayout.Response access(int type, int offset, int sizeBytes, int value) {
         accessLock.lock();
         try {
-            checkNotBroken();
-            seq = (seq + 1) & 0xffff;
-            int s = seq;
-            synchronized (answered) {
-                pendingSeq = s;
-                pendingType = type == MmioMessageLayout.TYPE_READ ? MmioMessageLayout.TYPE_READ_RESPONSE
-                        : MmioMessageLayout.TYPE_WRITE_RESPONSE;
-                answer = null;
-            }
+            int session = begin();
             String what = (type == MmioMessageLayout.TYPE_READ ? "read" : "write") + " of 0x" + Integer.toHexString(offset);
-            MmioMessageLayout.encodeRequest(sendBuffer, new MmioMessageLayout.Request(type, slot, s, offset, sizeBytes, value));
-            send(what);
-            await(() -> answer != null, what);
-            synchronized (answered) {
-                MmioMessageLayout.Response r = answer;
-                pendingSeq = -1;
-                answer = null;
-                return r;
+            MmioMessageLayout.Response r = exchange(new MmioMessageLayout.Request(type, slot, 0, offset, sizeBytes, value), what,
+                    session);
+            if (resync) {
+                long deadline = System.nanoTime() + timeoutNs;
+                long backoffNs = 5_000_000;
+                while (r.status() == TransportStatus.NO_SUCH_SLOT && System.nanoTime() - deadline < 0) {
+                    awaitUntil(() -> false, System.nanoTime() + backoffNs, what, session); // a pause that a detach ends
+                    backoffNs = Math.min(2 * backoffNs, 200_000_000);
+                    r = exchange(new MmioMessageLayout.Request(type, slot, 0, offset, sizeBytes, value), what, session);
+                }
+                resync = false;
             }
+            return r;
         } finally {
             accessLock.unlock();
+        }
+    }
+
+    /** Sends one request (with the next sequence number) and waits for its answer. */
+    private MmioMessageLayout.Response exchange(MmioMessageLayout.Request request, String what, int session) {
+        seq = (seq + 1) & 0xffff;
+        int s = seq;
+        synchronized (answered) {
+            pendingSeq = s;
+            pendingType = request.isWrite() ? MmioMessageLayout.TYPE_WRITE_RESPONSE : MmioMessageLayout.TYPE_READ_RESPONSE;
+            answer = null;
+        }
+        MmioMessageLayout.encodeRequest(sendBuffer, new MmioMessageLayout.Request(request.type(), slot, s, request.offset(),
+                request.sizeBytes(), request.value()));
+        send(what);
+        await(() -> answer != null, what, session);
+        synchronized (answered) {
+            MmioMessageLayout.Response r = answer;
+            pendingSeq = -1;
+            answer = null;
+            if (r == null) { // the backend detached between the answer and here
+                throw new TransportException(name + ": the device's backend went away during " + what);
+            }
+            return r;
         }
     }
 

@@ -11,6 +11,12 @@ import static dev.airlock.transport.ShmemHeaderLayout.*;
 /**
  * The device side of shmem-doorbell for one device: publishes the device's state into the header
  * and serves the driver's requests from it (see {@link ShmemHeaderLayout} for the handshake).
+ *
+ * <p>A device may be created over a header that a driver is already using: a backend process that
+ * replaces a dead one. It then rewrites every field the device owns (ack_seq and result included)
+ * but leaves the driver's line alone, and takes the request_seq it finds as served: that request,
+ * if any, was meant for the dead device. A driver re-sends until the new device acknowledges (see
+ * {@code ShmemDriverTransport}).
  */
 final class ShmemDeviceSlot extends DeviceSlot {
     /** The driver's request, each field read once from the header. */
@@ -28,7 +34,10 @@ final class ShmemDeviceSlot extends DeviceSlot {
     ShmemDeviceSlot(VmContext vm, VmId peer, int slot, DeviceCore core, MemorySegment header) {
         super(vm, peer, slot, core);
         this.header = ShmemHeaderLayout.check(header);
-        header.fill((byte) 0);
+        // Whatever request is there belongs to an earlier device session (an untrusted number only).
+        this.lastSeq = getIntAcquire(header, REQUEST_SEQ_OFFSET);
+        header.asSlice(0, REQUEST_SEQ_OFFSET).fill((byte) 0);
+        header.asSlice(ACK_SEQ_OFFSET, HEADER_LENGTH - ACK_SEQ_OFFSET).fill((byte) 0);
         setInt(header, MAGIC_OFFSET, MAGIC);
         setInt(header, VERSION_OFFSET, VERSION);
         setInt(header, DEVICE_ID_OFFSET, core.model().deviceId());

@@ -15,11 +15,24 @@ import static dev.airlock.transport.ShmemHeaderLayout.*;
  * The driver side of shmem-doorbell: reads the device's state straight from the header (no round
  * trip for status, features, queue limits or configuration) and makes changes with the
  * write/ring/acknowledge handshake of {@link ShmemHeaderLayout}.
+ *
+ * <p>After a new backend attaches, the header still holds what the dead device last wrote, which
+ * looks valid (magic and all), and the new device initialises the header whenever it gets there,
+ * treating the request it finds as the old session's. So nothing in the header is trusted until the
+ * new device has acknowledged a request: the first call after the attach first resets the device
+ * (it is in reset state anyway), re-sending the reset with a new sequence number at growing
+ * intervals until it is acknowledged, at most the timeout. Sequence numbers skip 0, which is what
+ * a newly initialised header acknowledges.
  */
 final class ShmemDriverTransport extends DriverSlot {
+    private static final long FIRST_RESEND_NS = 5_000_000;
+    private static final long MAX_RESEND_NS = 200_000_000;
+
     private final ReentrantLock requestLock = new ReentrantLock();
     private final MemorySegment header;
     private int seq;
+    /** Set when a new backend attached: the header is stale until a request is acknowledged. */
+    private volatile boolean resync;
 
     ShmemDriverTransport(DriverHost host, VmContext vm, SharedRegionMapping region, int slot, long timeoutNs) {
         super(host, vm, region, slot, timeoutNs);
@@ -37,26 +50,77 @@ final class ShmemDriverTransport extends DriverSlot {
         return HEADER_LENGTH;
     }
 
+    @Override
+    void onReattached() {
+        resync = true;
+    }
+
     /** One handshake; returns the device's result code. */
     private int request(int op, int arg0, int arg1, long arg2, long arg3, long arg4) {
         requestLock.lock();
         try {
-            checkNotBroken();
-            setInt(header, OP_OFFSET, op);
-            setInt(header, ARG0_OFFSET, arg0);
-            setInt(header, ARG1_OFFSET, arg1);
-            setLong(header, ARG2_OFFSET, arg2);
-            setLong(header, ARG3_OFFSET, arg3);
-            setLong(header, ARG4_OFFSET, arg4);
-            int s = ++seq;
-            // Publishes op and args; pairs with the device's getAcquire of request_seq.
-            setIntRelease(header, REQUEST_SEQ_OFFSET, s);
-            ring(DoorbellFlagsLayout.flag(slot, DoorbellFlagsLayout.CONTROL_BIT));
+            int session = ready();
+            int s = post(op, arg0, arg1, arg2, arg3, arg4);
             // Pairs with the device's setRelease of ack_seq: result, status and table are visible after it.
-            await(() -> getIntAcquire(header, ACK_SEQ_OFFSET) == s, "request op " + op);
+            await(() -> getIntAcquire(header, ACK_SEQ_OFFSET) == s, "request op " + op, session);
             return getInt(header, RESULT_OFFSET);
         } finally {
             requestLock.unlock();
+        }
+    }
+
+    /** Writes a request into the header and rings for it; returns its sequence number. */
+    private int post(int op, int arg0, int arg1, long arg2, long arg3, long arg4) {
+        setInt(header, OP_OFFSET, op);
+        setInt(header, ARG0_OFFSET, arg0);
+        setInt(header, ARG1_OFFSET, arg1);
+        setLong(header, ARG2_OFFSET, arg2);
+        setLong(header, ARG3_OFFSET, arg3);
+        setLong(header, ARG4_OFFSET, arg4);
+        int s = ++seq == 0 ? ++seq : seq;
+        // Publishes op and args; pairs with the device's getAcquire of request_seq.
+        setIntRelease(header, REQUEST_SEQ_OFFSET, s);
+        ring(DoorbellFlagsLayout.flag(slot, DoorbellFlagsLayout.CONTROL_BIT));
+        return s;
+    }
+
+    /**
+     * Checks the transport works and, after a new backend attached, first gets the header from the
+     * new device (see the class comment).
+     *
+     * @return the device session, for {@link #await}
+     */
+    private int ready() {
+        int session = begin();
+        if (resync) {
+            requestLock.lock();
+            try {
+                if (resync) {
+                    resynchronize(session);
+                }
+            } finally {
+                requestLock.unlock();
+            }
+        }
+        return session;
+    }
+
+    private void resynchronize(int session) {
+        long deadline = System.nanoTime() + timeoutNs;
+        long resendNs = FIRST_RESEND_NS;
+        while (true) {
+            int s = post(OP_WRITE_STATUS, 0, 0, 0, 0, 0);
+            long now = System.nanoTime();
+            long until = deadline - now < resendNs ? deadline : now + resendNs;
+            if (awaitUntil(() -> getIntAcquire(header, ACK_SEQ_OFFSET) == s, until, "the reset after the attach", session)) {
+                resync = false;
+                return;
+            }
+            if (System.nanoTime() - deadline >= 0) {
+                markBroken("the new backend did not answer within " + timeoutNs / 1_000_000 + " ms of its attach");
+                checkNotBroken();
+            }
+            resendNs = Math.min(2 * resendNs, MAX_RESEND_NS);
         }
     }
 
@@ -69,7 +133,7 @@ final class ShmemDriverTransport extends DriverSlot {
 
     @Override
     public int probe() {
-        checkNotBroken();
+        ready();
         int magic = getInt(header, MAGIC_OFFSET);
         int version = getInt(header, VERSION_OFFSET);
         if (magic != MAGIC || version != VERSION) {
@@ -81,6 +145,7 @@ final class ShmemDriverTransport extends DriverSlot {
 
     @Override
     public long deviceFeatures() {
+        ready();
         return getLong(header, DEVICE_FEATURES_OFFSET);
     }
 
@@ -91,7 +156,7 @@ final class ShmemDriverTransport extends DriverSlot {
 
     @Override
     public int status() {
-        checkNotBroken();
+        ready();
         return getIntAcquire(header, STATUS_OFFSET) & 0xff;
     }
 
@@ -102,6 +167,7 @@ final class ShmemDriverTransport extends DriverSlot {
 
     @Override
     public int queueNumMax(int queue) {
+        ready();
         int count = getInt(header, QUEUE_COUNT_OFFSET);
         if (queue < 0 || queue >= DoorbellFlagsLayout.MAX_QUEUES || queue >= count) {
             return 0;
@@ -117,6 +183,7 @@ final class ShmemDriverTransport extends DriverSlot {
 
     @Override
     public int configGeneration() {
+        ready();
         // Orders the configuration reads before this re-read of config_gen (seqlock reader side).
         VarHandle.loadLoadFence();
         long deadline = System.nanoTime() + timeoutNs;
@@ -134,6 +201,7 @@ final class ShmemDriverTransport extends DriverSlot {
     @Override
     public long readConfig(int offset, int sizeBytes) {
         checkConfigAccess(offset, sizeBytes);
+        ready();
         int size = Math.min(getInt(header, CONFIG_SIZE_OFFSET), CONFIG_LENGTH);
         if (size < 0 || offset > size - sizeBytes) {
             throw new TransportException(name + ": config read at " + offset + " outside the " + size + "-byte space");

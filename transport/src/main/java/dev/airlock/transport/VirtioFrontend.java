@@ -20,6 +20,15 @@ import java.util.Objects;
  * generation retry loop (§2.5.1), and reset. A device-type driver (blk, console, ...) builds on it
  * and does not see the transport.
  *
+ * <p>Backend restart (multi-process runtime): when the device's backend process dies, the
+ * transport is {@link DriverTransport#isDetached() detached}, every queue is marked broken and the
+ * listener hears {@link Listener#onBroken()}; calls fail fast with {@link TransportException}. When
+ * a new backend attaches ({@link Listener#onReattached()}), {@link #initialize} on this same frontend
+ * resets the new device, frees the old queues (in-flight buffers are unmapped and their tokens
+ * dropped; a driver that wants them calls {@code queue(i).detachUnused} first) and sets up new ones
+ * from the same bounce pool, after which the driver resubmits. An {@code initialize} that fails while
+ * detached also frees the queues.
+ *
  * <p>Threading: one driver thread at a time calls the methods here and the queues' methods;
  * {@link Listener} callbacks arrive on the secondary's interrupt thread and should only wake that
  * thread.
@@ -42,6 +51,17 @@ public final class VirtioFrontend implements AutoCloseable {
          */
         default void onBroken() {
             onUsedBuffers();
+            onConfigChange();
+        }
+
+        /**
+         * A new backend process attached after the device's backend died (the transport was
+         * {@link DriverTransport#isDetached() detached}, and {@link #onBroken()} was called then): the
+         * device is in its reset state. The driver calls {@link #initialize} again on its own thread,
+         * which frees the old queues (unmapping what was in flight), and resubmits its requests. By
+         * default {@link #onConfigChange()} is called, so a driver parked waiting wakes up.
+         */
+        default void onReattached() {
             onConfigChange();
         }
     }
@@ -91,10 +111,16 @@ public final class VirtioFrontend implements AutoCloseable {
 
             @Override
             public void onBroken() {
+                String why = transport.isDetached() ? "the device's backend detached" : "transport broken";
                 for (VirtqueueDriver<?> q : queues) {
-                    q.markBroken(new VirtioFault(transport.name(), "transport", 0, "transport broken"));
+                    q.markBroken(new VirtioFault(transport.name(), "transport", 0, why));
                 }
                 listener.onBroken();
+            }
+
+            @Override
+            public void onReattached() {
+                listener.onReattached();
             }
         });
     }

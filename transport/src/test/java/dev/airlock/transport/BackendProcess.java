@@ -47,10 +47,18 @@ final class BackendProcess implements AutoCloseable {
      * {@code silent}, attaches and never serves anything.
      */
     static BackendProcess start(Path socket, Credential credential, boolean silent, List<Device> devices, Path log) {
+        return start(socket, credential, silent ? "silent" : "serve", devices, log);
+    }
+
+    /**
+     * Starts a child in a mode of {@link EchoBackendMain}: {@code serve}, {@code silent}, or
+     * {@code serve-late} (its device host handles interrupts for a while before the devices are added).
+     */
+    static BackendProcess start(Path socket, Credential credential, String mode, List<Device> devices, Path log) {
         String java = ProcessHandle.current().info().command().orElseThrow();
         List<String> command = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-Xmx128m",
                 "-XX:+UseSerialGC", "-Xshare:auto", "-cp", System.getProperty("java.class.path"),
-                EchoBackendMain.class.getName(), socket.toString(), credential.toHex(), silent ? "silent" : "serve"));
+                EchoBackendMain.class.getName(), socket.toString(), credential.toHex(), mode));
         for (Device d : devices) {
             SharedRegionInfo r = d.region();
             command.addAll(List.of(d.kind().name(), d.mode().name(), String.valueOf(d.slot()), String.valueOf(r.id().value()),

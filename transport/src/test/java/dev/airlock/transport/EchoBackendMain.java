@@ -21,6 +21,8 @@ import java.util.List;
  * given (a backend's, or the primary's own to serve several secondaries), serves an
  * {@link EchoDevice} per device argument group, then answers one line on stdout per command line
  * on stdin. In {@code silent} mode it attaches but serves nothing: no device host, nobody answers.
+ * In {@code serve-late} mode it prints {@code HOST} once its device host runs, and adds the devices
+ * 300 ms later.
  *
  * <p>Arguments: socket, credential (hex), {@code serve} or {@code silent}, then per device ten
  * words: transport kind, notification mode, slot, and the region: id, name, size, primary,
@@ -68,6 +70,10 @@ public final class EchoBackendMain {
             }
         }
         DeviceHost host = silent ? null : new DeviceHost(vm);
+        if (args[2].equals("serve-late")) {
+            out.println("HOST");
+            Thread.sleep(300); // the host answers for empty slots meanwhile, as a backend that is still starting does
+        }
         if (host != null) {
             for (Served s : served) {
                 host.addDevice(s.kind(), s.region(), s.slot(), s.device(), s.mode());

@@ -27,6 +27,21 @@ final class DaemonPair {
         return self == primary ? toPrimary : toSecondary;
     }
 
+    /**
+     * Drops every message queued toward the primary's side (requests of a backend session that
+     * ended).
+     *
+     * @return whether the queue was full, so the secondary is owed {@code QUEUE_NOT_FULL}
+     */
+    boolean dropToPrimary() {
+        if (toPrimary == null || toPrimary.isEmpty()) {
+            return false;
+        }
+        boolean wasFull = toPrimary.size() >= depth;
+        toPrimary.clear();
+        return wasFull;
+    }
+
     void releaseDoorbells() {
         if (doorbellPage != null) {
             doorbellPage.release();

@@ -22,6 +22,12 @@ import java.util.Objects;
 import java.util.TreeMap;
 import java.util.regex.Pattern;
 
+import static dev.airlock.hypervisor.process.DaemonEvents.connectionFor;
+import static dev.airlock.hypervisor.process.DaemonEvents.grantDoorbells;
+import static dev.airlock.hypervisor.process.DaemonEvents.grantRegion;
+import static dev.airlock.hypervisor.process.DaemonEvents.interrupt;
+import static dev.airlock.hypervisor.process.DaemonEvents.linked;
+
 /**
  * What the daemon owns: VMs, their credentials and connections, the pairs between a primary and a
  * secondary (message queues, doorbells, revocation), and shared regions (one memfd each). Every
@@ -44,15 +50,6 @@ final class DaemonState {
     DaemonState(HypervisorConfig config) {
         this.config = config;
     }
-
-
-
-    /** The connection that receives what {@code vm} gets about {@code about}: its backend's, if any. */
-    private static DaemonConnection connectionFor(DaemonVm vm, VmId about) {
-        DaemonBackend backend = vm.backends.get(about);
-        return backend != null ? backend.connection : vm.connection;
-    }
-
 
     /** A shared region and its memfd. */
     record RegionEntry(SharedRegionInfo info, SharedFd memfd) {
@@ -145,7 +142,7 @@ final class DaemonState {
         LOG.log(System.Logger.Level.INFO, vm.describe() + " (" + vm.id + ") " + how + "; its grants are revoked");
     }
 
-    /** A connection ended: if it was a VM's, the VM died; if a backend's, its pair is revoked. */
+    /** A connection ended: if it was a VM's, the VM died; if a backend's, the backend died (its pair stays). */
     synchronized void connectionClosed(DaemonConnection connection) {
         DaemonVm vm = connection.vm;
         DaemonBackend backend = connection.backend;
@@ -162,24 +159,24 @@ final class DaemonState {
         }
     }
 
-    /** Revokes the pair a dead backend served and tells the secondary its primary side is gone. */
+    /**
+     * A backend process died: its pair keeps its regions, queues and doorbells for a replacement;
+     * the requests queued toward it are dropped (they belonged to its device session), and the
+     * secondary is told ({@link InterruptCause#BACKEND_DETACHED}).
+     */
     private void backendDied(DaemonBackend backend) {
+        backend.died = true;
         DaemonVm primary = backend.primary;
         DaemonPair pair = primary.pairs.get(backend.secondary);
         LOG.log(System.Logger.Level.INFO, "backend of " + primary.describe() + " for " + backend.secondary + " died (pid "
-                + backend.pid + "); the grants between them are revoked");
+                + backend.pid + "); the pair's grants stay for a replacement");
         if (pair == null || pair.revoked) {
             return;
         }
-        pair.revoked = true;
-        pair.releaseDoorbells();
-        for (RegionEntry region : List.copyOf(regions.values())) {
-            if (region.info.primary().equals(primary.id) && region.info.secondary().equals(backend.secondary)) {
-                regions.remove(region.info.id().value());
-                region.memfd.release();
-            }
+        if (pair.dropToPrimary()) {
+            interrupt(pair.secondary, InterruptCause.QUEUE_NOT_FULL, primary.id);
         }
-        interrupt(pair.secondary, InterruptCause.PEER_GONE, primary.id);
+        interrupt(pair.secondary, InterruptCause.BACKEND_DETACHED, primary.id);
     }
 
     synchronized Credential assignBackend(VmId primaryId, VmId secondaryId) {
@@ -187,12 +184,18 @@ final class DaemonState {
         DaemonVm primary = require(primaryId);
         DaemonVm secondary = require(secondaryId);
         checkPair(primary, secondary, "assign a backend");
-        if (primary.backends.containsKey(secondaryId) || primary.pairs.containsKey(secondaryId)) {
+        DaemonBackend current = primary.backends.get(secondaryId);
+        if (current != null && !current.died) {
             throw refused(RefusalReason.CONFLICT, "cannot assign a backend of " + primary.describe() + " to "
-                    + secondary.describe() + ": assign it before any grant between them, and once");
+                    + secondary.describe() + ": its backend " + (current.pid == 0 ? "is assigned" : "(pid " + current.pid
+                    + ") is attached") + "; a new one can be assigned once it has died");
         }
-        DaemonBackend backend = new DaemonBackend(primary, secondaryId, Credential.random());
-        primary.backends.put(secondaryId, backend);
+        if (current == null && primary.pairs.containsKey(secondaryId)) {
+            throw refused(RefusalReason.CONFLICT, "cannot assign a backend of " + primary.describe() + " to "
+                    + secondary.describe() + ": assign it before any grant between them");
+        }
+        DaemonBackend backend = new DaemonBackend(primary, secondaryId, Credential.random(), current != null);
+        primary.backends.put(secondaryId, backend); // the dead one's credential no longer attaches
         return backend.credential;
     }
 
@@ -288,19 +291,6 @@ final class DaemonState {
         return Long.compareUnsigned(aBase, bBase + bSize - 1) <= 0 && Long.compareUnsigned(bBase, aBase + aSize - 1) <= 0;
     }
 
-    private static void grantRegion(RegionEntry region, DaemonVm vm) {
-        SharedRegionInfo info = region.info;
-        boolean primary = info.primary().equals(vm.id);
-        DaemonConnection connection = connectionFor(vm, primary ? info.secondary() : info.primary());
-        if (connection == null) {
-            return; // handed over when the VM (or backend) process attaches
-        }
-        connection.event(WireLayout.REGION_GRANTED, new FrameChannel.Writer().i64(info.id().value())
-                        .i32((primary ? info.secondary() : info.primary()).value()).string(info.name()).i64(info.sizeBytes())
-                        .i64(primary ? info.primaryGpaBase() : info.secondaryGpaBase()),
-                region.memfd);
-    }
-
     synchronized void destroySharedRegion(SharedRegionId id) {
         RegionEntry region = regions.remove(id.value());
         if (region == null) {
@@ -369,18 +359,6 @@ final class DaemonState {
         grantDoorbells(pair, secondary);
     }
 
-    /** Hands the doorbell page and both eventfds to one side: page, toward this VM, toward the peer. */
-    private static void grantDoorbells(DaemonPair pair, DaemonVm vm) {
-        DaemonConnection connection = connectionFor(vm, pair.other(vm).id);
-        if (connection == null || pair.doorbellPage == null || pair.revoked) {
-            return;
-        }
-        boolean primary = vm == pair.primary;
-        connection.event(WireLayout.DOORBELL_GRANTED, new FrameChannel.Writer().i32(pair.other(vm).id.value()),
-                pair.doorbellPage, primary ? pair.eventToPrimary : pair.eventToSecondary,
-                primary ? pair.eventToSecondary : pair.eventToPrimary);
-    }
-
     private static DaemonPair pairOf(DaemonVm primary, DaemonVm secondary) {
         DaemonPair pair = primary.pairs.get(secondary.id);
         if (pair == null) {
@@ -391,13 +369,6 @@ final class DaemonState {
             linked(secondary, primary);
         }
         return pair;
-    }
-
-    private static void linked(DaemonVm vm, DaemonVm peer) {
-        DaemonConnection connection = connectionFor(vm, peer.id);
-        if (connection != null) {
-            connection.event(WireLayout.LINKED, new FrameChannel.Writer().i32(peer.id.value()));
-        }
     }
 
     private static void checkPair(DaemonVm primary, DaemonVm secondary, String action) {
@@ -447,6 +418,10 @@ final class DaemonState {
 
     private void attachBackend(DaemonBackend backend, int pid, DaemonConnection connection, long requestId) {
         DaemonVm vm = backend.primary;
+        if (backend.died) {
+            throw refused(RefusalReason.NOT_GRANTED, "pid " + pid + " may not attach as the backend of " + vm.describe()
+                    + " for " + backend.secondary + ": that backend died; a new one must be assigned");
+        }
         if (backend.pid != 0 && backend.pid != pid) {
             throw refused(RefusalReason.NOT_GRANTED, "pid " + pid + " may not attach as the backend of " + vm.describe()
                     + " for " + backend.secondary + ": its credential is bound to pid " + backend.pid);
@@ -461,8 +436,18 @@ final class DaemonState {
         connection.respond(requestId, new FrameChannel.Writer().u8(WireLayout.STATUS_OK).i32(vm.id.value())
                 .string(vm.spec.name()).u8(vm.spec.role().ordinal()).u8(vm.state.ordinal()).i64(0)
                 .i64(0).i32(config.maxMessageBytes()).i32(backend.secondary.value()));
+        DaemonPair pair = vm.pairs.get(backend.secondary);
+        if (backend.replacement && pair != null && !pair.revoked && pair.dropToPrimary()) {
+            // sent while no backend was attached: requests to no device session
+            interrupt(pair.secondary, InterruptCause.QUEUE_NOT_FULL, vm.id);
+        }
         handOver(vm, backend.secondary);
-        LOG.log(System.Logger.Level.INFO, "backend of " + vm.describe() + " for " + backend.secondary + " attached from pid " + pid);
+        DaemonVm secondary = vms.get(backend.secondary);
+        if (secondary != null && (pair == null || !pair.revoked)) {
+            interrupt(secondary, InterruptCause.BACKEND_ATTACHED, vm.id);
+        }
+        LOG.log(System.Logger.Level.INFO, "backend of " + vm.describe() + " for " + backend.secondary + " attached from pid "
+                + pid + (backend.replacement ? " (a replacement)" : ""));
     }
 
     /** Queues every grant {@code vm} holds (toward {@code only}, if not null) to the connection that receives it. */
@@ -489,6 +474,10 @@ final class DaemonState {
             ArrayDeque<byte[]> inbound = pair.inbound(vm);
             if (!pair.revoked && inbound != null && !inbound.isEmpty()) {
                 interrupt(vm, InterruptCause.MESSAGE_AVAILABLE, pair.other(vm).id);
+            }
+            DaemonBackend backend = pair.primary.backends.get(pair.secondary.id);
+            if (!pair.revoked && vm == pair.secondary && backend != null && backend.died) {
+                interrupt(vm, InterruptCause.BACKEND_DETACHED, pair.primary.id); // a secondary attaching late
             }
         }
     }
@@ -576,13 +565,6 @@ final class DaemonState {
     private static HypervisorRefusedException notGranted(DaemonVm self, DaemonVm peer, String verb, String resource) {
         return refused(RefusalReason.NOT_GRANTED, self.describe() + " may not " + verb + " " + peer.describe()
                 + ": no " + resource + " between them");
-    }
-
-    private static void interrupt(DaemonVm target, InterruptCause cause, VmId about) {
-        DaemonConnection connection = connectionFor(target, about);
-        if (connection != null && target.state != VmState.DESTROYED) {
-            connection.event(WireLayout.INTERRUPT, new FrameChannel.Writer().u8(cause.ordinal()).i32(about.value()));
-        }
     }
 
     // ---- helpers -------------------------------------------------------------------------------

@@ -35,6 +35,13 @@ final class RemoteDoorbell {
         this.inbound = primary ? DoorbellPageLayout.TO_PRIMARY_OFFSET : DoorbellPageLayout.TO_SECONDARY_OFFSET;
         this.outbound = primary ? DoorbellPageLayout.TO_SECONDARY_OFFSET : DoorbellPageLayout.TO_PRIMARY_OFFSET;
         this.dispatcher = dispatcher;
+        // This side starts unmasked, as every doorbell does: a backend replacing a dead one must not
+        // inherit its mask. Flags already pending (rung before this process held the doorbell) made
+        // no eventfd write if the word was non-zero, so they are raised here.
+        DoorbellPageLayout.setMasked(page.segment(), inbound, false);
+        if (DoorbellPageLayout.pending(page.segment(), inbound) != 0) {
+            dispatcher.raise(peer, InterruptCause.DOORBELL);
+        }
         this.waiter = new Thread(this::waitLoop, "airlock-vm-" + vmName + "-db-" + peer.value());
         waiter.setDaemon(true);
         waiter.start();

@@ -104,14 +104,22 @@ public final class RemoteHypervisor implements Hypervisor {
      * Issues the credential of a backend process for a primary/secondary pair: a process that
      * attaches with it ({@link RemoteVmContext#attach}) acts for the primary toward that secondary
      * only, and receives the pair's regions and doorbells instead of the primary's own process.
-     * Assign it before any grant between the two. When the backend process dies, the grants between
-     * the pair are revoked and the secondary receives {@code PEER_GONE}; the primary lives on.
+     * Assign the first before any grant between the two.
+     *
+     * <p>When the backend process dies (or closes its connection), the pair is kept: its regions,
+     * message queues and doorbells stay, the messages queued toward the backend are dropped, and the
+     * secondary receives {@link dev.airlock.hypervisor.InterruptCause#BACKEND_DETACHED}. Calling this
+     * again then issues a fresh credential (the dead backend's no longer attaches); the process that
+     * attaches with it is handed the pair's regions and doorbells, and the secondary receives
+     * {@link dev.airlock.hypervisor.InterruptCause#BACKEND_ATTACHED} (as it does when the first
+     * backend attaches). The primary lives on throughout.
      *
      * @param primary   the primary
      * @param secondary the secondary the backend serves
      * @return the backend's credential
      * @throws HypervisorRefusedException {@link dev.airlock.hypervisor.RefusalReason#CONFLICT} if the
-     *         pair already has a backend or a grant
+     *         pair's backend is assigned or attached and has not died, or if the pair has grants but
+     *         never had a backend
      */
     public Credential assignBackend(VmId primary, VmId secondary) {
         FrameChannel.Reader in = call(WireLayout.ASSIGN_BACKEND, new FrameChannel.Writer().i32(primary.value()).i32(secondary.value()));

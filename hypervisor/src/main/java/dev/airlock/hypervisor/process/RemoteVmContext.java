@@ -46,6 +46,11 @@ import java.util.stream.Collectors;
  * VM and tells its peers. When the daemon destroys the VM, the context releases everything: RAM,
  * regions, doorbells, threads; later hypercalls are refused with {@link RefusalReason#NOT_RUNNING}.
  * A receive copies the message through the socket, so unlike the in-process runtime it allocates.
+ *
+ * <p>A secondary whose pair is served by a backend process also receives
+ * {@link InterruptCause#BACKEND_DETACHED} and {@link InterruptCause#BACKEND_ATTACHED} about its
+ * primary; nothing is revoked or unmapped for them. When both are pending together, the attach is
+ * delivered only if no detach arrived after it, so the last one delivered is the current state.
  */
 public final class RemoteVmContext implements VmContext, AutoCloseable {
     private static final System.Logger LOG = System.getLogger(RemoteVmContext.class.getName());
@@ -70,6 +75,8 @@ public final class RemoteVmContext implements VmContext, AutoCloseable {
     private final Map<VmId, RemoteDoorbell> doorbells = new ConcurrentHashMap<>();
     private final Set<VmId> linked = ConcurrentHashMap.newKeySet();
     private final Set<VmId> revoked = ConcurrentHashMap.newKeySet();
+    /** Primaries whose backend for this secondary is detached, as the daemon last said (connection thread). */
+    private final Set<VmId> backendDetached = ConcurrentHashMap.newKeySet();
     private volatile VmState state;
     private volatile InterruptHandler handler;
     private boolean released;
@@ -352,6 +359,10 @@ public final class RemoteVmContext implements VmContext, AutoCloseable {
                 in.end();
                 if (cause == InterruptCause.PEER_GONE) {
                     peerGone(peer);
+                } else if (cause == InterruptCause.BACKEND_DETACHED) {
+                    backendDetached.add(peer);
+                } else if (cause == InterruptCause.BACKEND_ATTACHED) {
+                    backendDetached.remove(peer);
                 }
                 dispatcher.raise(peer, cause);
             }
@@ -487,6 +498,10 @@ public final class RemoteVmContext implements VmContext, AutoCloseable {
     private void deliver(VmId peer, int causes) {
         if (revoked.contains(peer)) {
             causes &= InterruptDispatcher.bit(InterruptCause.PEER_GONE);
+        }
+        if ((causes & InterruptDispatcher.bit(InterruptCause.BACKEND_DETACHED)) != 0 && backendDetached.contains(peer)) {
+            // Coalesced attach and detach: the detach (first, by ordinal) is the latest news.
+            causes &= ~InterruptDispatcher.bit(InterruptCause.BACKEND_ATTACHED);
         }
         for (InterruptCause cause : InterruptCause.values()) {
             if ((causes & InterruptDispatcher.bit(cause)) == 0) {

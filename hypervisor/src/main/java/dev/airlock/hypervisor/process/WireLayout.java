@@ -34,7 +34,8 @@ package dev.airlock.hypervisor.process;
  * <tr><td>LIST_REGIONS</td><td>-</td><td>count, region records</td></tr>
  * <tr><td>CONNECT_QUEUES</td><td>primary, secondary, depth (u32)</td><td>-</td></tr>
  * <tr><td>CONNECT_DOORBELLS</td><td>primary, secondary</td><td>-</td></tr>
- * <tr><td>ASSIGN_BACKEND</td><td>primary, secondary</td><td>credential (16) of a backend process for that pair</td></tr>
+ * <tr><td>ASSIGN_BACKEND</td><td>primary, secondary</td><td>credential (16) of a backend process for that pair: before
+ *     any grant between them, or to replace a backend that died (refused while one is assigned or attached)</td></tr>
  * <tr><td>SEND</td><td>peer, byte string</td><td>result (u8: 0 OK, 1 FULL)</td></tr>
  * <tr><td>RECEIVE</td><td>peer</td><td>length (i32, -1 = empty), bytes</td></tr>
  * <tr><td>CHECK_DOORBELL</td><td>peer, operation (u8: 0 ring, 1 read/mask)</td><td>- (or the refusal)</td></tr>
@@ -48,7 +49,8 @@ package dev.airlock.hypervisor.process;
  * <table>
  * <caption>events (daemon → VM process), request id 0</caption>
  * <tr><th>type</th><th>payload</th><th>descriptors</th></tr>
- * <tr><td>INTERRUPT</td><td>cause (u8), peer (u32)</td><td>-</td></tr>
+ * <tr><td>INTERRUPT</td><td>cause (u8, an {@link dev.airlock.hypervisor.InterruptCause} ordinal: a secondary also
+ *     receives BACKEND_DETACHED and BACKEND_ATTACHED about its primary when the pair's backend process dies or attaches), peer (u32)</td><td>-</td></tr>
  * <tr><td>STATE</td><td>state (u8)</td><td>-</td></tr>
  * <tr><td>REGION_GRANTED</td><td>region id, peer, name, size, gpa base</td><td>the region's memfd</td></tr>
  * <tr><td>REGION_REVOKED</td><td>region id</td><td>-</td></tr>
