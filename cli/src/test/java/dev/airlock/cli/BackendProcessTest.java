@@ -107,6 +107,82 @@ class BackendProcessTest {
         }
     }
 
+    @ParameterizedTest
+    @ValueSource(strings = {"msgq-mmio", "shmem-doorbell"})
+    @Timeout(120)
+    void shouldCompleteInFlightIoWhenTheBackendIsKilledAndRestarted(String transport, @TempDir Path dir) throws Exception {
+        Path socket = dir.resolve("hv.sock");
+        Path image = dir.resolve("disk.raw");
+        try (RandomAccessFile f = new RandomAccessFile(image.toFile(), "rw")) {
+            f.setLength(IMAGE_BYTES);
+        }
+        Files.createFile(dir.resolve("backend.log"));
+        String[] backendArgs = {"backend", "blk", "--socket", socket.toString(), "--vm", "guest1", "--image", image.toString(),
+            "--transport", transport};
+        try (HypervisorDaemon daemon = HypervisorDaemon.start(socket, HypervisorConfig.DEFAULT)) {
+            Files.writeString(HypervisorCommand.credentialFile(socket), daemon.controlCredential().toHex() + "\n");
+            DaemonAddress address = DaemonAddress.of(socket);
+            VmId host;
+            VmId guest;
+            try (DaemonAddress.Control control = address.control()) {
+                RemoteHypervisor hv = control.hypervisor();
+                host = hv.createVm(VmSpec.primary("host", 1L << 20));
+                guest = hv.createVm(VmSpec.secondary("guest1", 16L << 20));
+                address.saveCredential("guest1", hv.credential(guest));
+                hv.startVm(host);
+                hv.startVm(guest);
+            }
+            Process backend = SelfLauncher.start(dir.resolve("backend.log"), backendArgs);
+            try (RemoteVmContext vm = RemoteVmContext.attach(socket, address.loadCredential("guest1"));
+                 DriverHost driverHost = new DriverHost(vm, Duration.ofSeconds(2))) {
+                awaitReady(backend, dir);
+                SharedRegionMapping region = awaitRegion(vm);
+                DeviceSpec d = DeviceSpec.fromRegionName("guest1", region.name(), region.sizeBytes());
+                int chunk = 64 << 10;
+                int chunks = 96; // 6 MiB, 16 in flight
+                MemorySegment ram = vm.addressSpace().translate(DATA_GPA, (long) chunks * chunk);
+                SplittableRandom random = new SplittableRandom(11);
+                for (long off = 0; off < ram.byteSize(); off += 8) {
+                    ram.set(ValueLayout.JAVA_LONG_UNALIGNED, off, random.nextLong());
+                }
+                byte[] expected = ram.toArray(ValueLayout.JAVA_BYTE);
+                try (VirtioFrontend frontend = new VirtioFrontend(driverHost.open(d.transport(), region.id(), d.slot()), vm.addressSpace());
+                     BlockDevice blk = BlockDevice.open(frontend, vm.addressSpace(),
+                             BlockDeviceOptions.of(0, IO_AREA_BYTES).withQueueDepth(16))) {
+                    java.util.List<java.util.concurrent.CompletableFuture<Void>> writes = new java.util.ArrayList<>();
+                    for (int i = 0; i < chunks; i++) {
+                        writes.add(blk.writeAsync((long) i * chunk / 512, DATA_GPA + (long) i * chunk, chunk));
+                        if (i == chunks / 3) {
+                            backend.destroyForcibly(); // SIGKILL with writes in flight and more queued
+                            assertTrue(backend.waitFor(10, TimeUnit.SECONDS));
+                            backend = SelfLauncher.start(dir.resolve("backend.log"), backendArgs);
+                            awaitReady(backend, dir);
+                        }
+                    }
+                    for (java.util.concurrent.CompletableFuture<Void> w : writes) {
+                        w.get(60, TimeUnit.SECONDS); // every write completes: resubmitted to the new backend
+                    }
+                    blk.flush();
+                    ram.fill((byte) 0);
+                    blk.read(0, DATA_GPA, (long) chunks * chunk);
+                    assertArrayEquals(expected, ram.toArray(ValueLayout.JAVA_BYTE), "read back through the restarted backend");
+                    assertTrue(blk.recoveries() >= 1, "the driver re-initialised the device");
+                }
+            } finally {
+                backend.destroyForcibly();
+                backend.waitFor(10, TimeUnit.SECONDS);
+            }
+            byte[] onDisk = Files.readAllBytes(image);
+            assertTrue(onDisk.length == IMAGE_BYTES);
+        }
+    }
+
+    private static void awaitReady(Process backend, Path dir) throws java.io.IOException {
+        BufferedReader out = new BufferedReader(new InputStreamReader(backend.getInputStream(), StandardCharsets.UTF_8));
+        String ready = out.readLine();
+        assertTrue(ready != null && ready.startsWith("READY"), () -> ready + "\n" + log(dir));
+    }
+
     private static byte[] data() {
         byte[] data = new byte[DATA_BYTES];
         new SplittableRandom(7).nextBytes(data);

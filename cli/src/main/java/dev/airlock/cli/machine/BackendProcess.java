@@ -58,13 +58,25 @@ public final class BackendProcess implements AutoCloseable {
                 devices.add(ServedDevice.create(spec, consoles)); // opens images (and takes their locks) before any grant
             }
             Credential credential = control.assignBackend(primary, secondary);
+            // A pair whose backend died keeps its regions, queues and doorbells: a restarted backend
+            // takes them over (the secondary's drivers re-initialise their devices when it attaches).
+            List<SharedRegionInfo> existing = control.listSharedRegions().stream()
+                    .filter(r -> r.primary().equals(primary) && r.secondary().equals(secondary)).toList();
             List<SharedRegionInfo> regions = new ArrayList<>();
             for (DeviceSpec spec : specs) {
-                regions.add(control.createSharedRegion(primary, secondary, spec.regionName(secondaryName), spec.regionBytes(),
+                String name = spec.regionName(secondaryName);
+                SharedRegionInfo kept = existing.stream().filter(r -> r.name().equals(name)).findFirst().orElse(null);
+                if (kept != null && kept.sizeBytes() != spec.regionBytes()) {
+                    throw new IllegalArgumentException(spec + ": the pair's region " + name + " is " + kept.sizeBytes()
+                            + " bytes, not " + spec.regionBytes());
+                }
+                regions.add(kept != null ? kept : control.createSharedRegion(primary, secondary, name, spec.regionBytes(),
                         EmbeddedMachine.primaryBase(spec.slot()), EmbeddedMachine.secondaryBase(spec.slot())));
             }
-            control.connectMessageQueues(primary, secondary, 256);
-            control.connectDoorbells(primary, secondary);
+            if (existing.isEmpty()) {
+                control.connectMessageQueues(primary, secondary, 256);
+                control.connectDoorbells(primary, secondary);
+            }
             RemoteVmContext vm = RemoteVmContext.attach(socket, credential);
             BackendProcess backend = new BackendProcess(secondaryName, vm);
             backend.served.addAll(devices);

@@ -41,7 +41,7 @@ final class BlkDriverLoop implements Runnable {
             BlkConfigLayout.VIRTIO_BLK_F_MQ);
     private static final long IDLE_POLL_MS = 100;
 
-    enum State { RUNNING, HELD, FAILED, CLOSED }
+    enum State { RUNNING, HELD, DETACHED, FAILED, CLOSED }
 
     private final VirtioFrontend frontend;
     private final BlockDeviceOptions options;
@@ -211,6 +211,10 @@ final class BlkDriverLoop implements Runnable {
         try {
             while (!closing) {
                 boolean progress = takeInbox() | takeRecoverCalls();
+                if (state == State.DETACHED && !frontend.transport().isDetached()) {
+                    progress = true;
+                    reattach();
+                }
                 if (state == State.RUNNING) {
                     try {
                         progress |= turn();
@@ -311,6 +315,10 @@ final class BlkDriverLoop implements Runnable {
     }
 
     private void onFailure() {
+        if (frontend.transport().isDetached()) {
+            state = State.DETACHED; // the backend process is gone: keep everything until a new one attaches
+            return;
+        }
         if (frontend.transport().isBroken()) {
             failAll(failure); // the device's VM is gone: no reset can bring this transport back
             return;
@@ -335,6 +343,18 @@ final class BlkDriverLoop implements Runnable {
                     }
                 }
                 failAll(failure);
+            }
+        }
+    }
+
+    /** A new backend attached: re-initialise the device and resubmit what was in flight. */
+    private void reattach() {
+        try {
+            recoverNow();
+        } catch (TransportException e) {
+            failure = e;
+            if (!frontend.transport().isDetached()) {
+                onFailure(); // not another detach: the usual policy
             }
         }
     }
