@@ -12,7 +12,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** Runs /work/shared/realguest/boot.sh (a throw-away Linux guest under QEMU) against our back-ends. */
 final class RealGuest {
-    static final Path HOME = Path.of(System.getProperty("airlock.realguest", "/work/shared/realguest"));
+    /** {@code ../shared/realguest} beside the project (tests run in the module's folder), or {@code -Dairlock.realguest}. */
+    static final Path HOME = Path.of(System.getProperty("airlock.realguest",
+            Path.of(System.getProperty("user.dir"), "..", "..", "shared", "realguest").normalize().toString()));
     static final Path BOOT = HOME.resolve("boot.sh");
     static final Path EXAMPLES = HOME.resolve("examples");
 
