@@ -57,6 +57,10 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--no-pin", description = "Do not pin the child processes to CPUs (for comparison).")
     boolean noPin;
 
+    @Option(names = "--profile", paramLabel = "DIR",
+            description = "Record a JFR profile of every child JVM into DIR (NAME-PID.jfr; read with 'jfr print'). Slows the run.")
+    java.nio.file.Path profileDir;
+
     /** Creates the command (picocli fills in the options). */
     public BenchCommand() {
     }
@@ -78,6 +82,11 @@ public final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
+        if (profileDir != null) {
+            java.nio.file.Files.createDirectories(profileDir);
+            ChildProcess.profileInto(profileDir.toAbsolutePath());
+            out.println("JFR profiles of the child JVMs go to " + profileDir.toAbsolutePath());
+        }
         Suite suite = new Suite(options(), out);
         Report report = suite.run();
         out.println();

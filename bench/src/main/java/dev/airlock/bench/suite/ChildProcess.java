@@ -32,6 +32,8 @@ final class ChildProcess implements AutoCloseable {
             "--enable-native-access=ALL-UNNAMED", "--add-opens", "java.base/sun.nio.ch=ALL-UNNAMED",
             "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED");
     private static final String EOF = "\u0000EOF";
+    /** Where children record JFR profiles, or null (set once by {@code --profile} before the suite runs). */
+    private static volatile Path profileDir;
 
     private final String name;
     private final Process process;
@@ -47,6 +49,15 @@ final class ChildProcess implements AutoCloseable {
         Thread reader = new Thread(this::readStdout, "bench-child-" + name);
         reader.setDaemon(true);
         reader.start();
+    }
+
+    /**
+     * Makes every child started from now on record a JFR profile into {@code dir}.
+     *
+     * @param dir an existing folder
+     */
+    static void profileInto(Path dir) {
+        profileDir = dir;
     }
 
     /**
@@ -67,6 +78,10 @@ final class ChildProcess implements AutoCloseable {
         command.add(ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java")
                 .toString()));
         command.addAll(JVM_FLAGS);
+        Path profiles = profileDir;
+        if (profiles != null) {
+            command.add("-XX:StartFlightRecording=settings=profile,filename=" + profiles.resolve(name + "-%p.jfr"));
+        }
         command.addAll(List.of("-cp", classPath(), SuiteChild.class.getName()));
         command.addAll(args);
         Path log = logDir.resolve(name + ".log");
