@@ -54,8 +54,24 @@ final class RealGuest {
             p.waitFor();
         }
         double seconds = (System.nanoTime() - start) / 1e9;
-        Result r = new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8), Files.readString(err, StandardCharsets.UTF_8), seconds);
+        String stderr = Files.readString(err, StandardCharsets.UTF_8);
+        if (p.exitValue() == 124) {
+            stderr += "\n--- this JVM's threads at the timeout (the back-end under test runs here)\n" + threadDump();
+        }
+        Result r = new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8), stderr, seconds);
         System.out.println("[realguest] " + String.join(" ", command) + "\n" + r);
         return r;
+    }
+
+    /** Every live thread's stack, for a guest that timed out: shows where the back-end waits. */
+    private static String threadDump() {
+        StringBuilder b = new StringBuilder();
+        for (var e : Thread.getAllStackTraces().entrySet()) {
+            b.append('"').append(e.getKey().getName()).append("\" ").append(e.getKey().getState()).append('\n');
+            for (StackTraceElement f : e.getValue()) {
+                b.append("    at ").append(f).append('\n');
+            }
+        }
+        return b.toString();
     }
 }
