@@ -8,8 +8,9 @@ import java.util.List;
  * A device backend as the transports see it: what a driver discovers, the configuration space, and
  * the queues it is given once the driver is ready. A model does not know which transport serves it.
  *
- * <p>Threading: the transport calls every method on one thread at a time (the device host's
- * interrupt thread), never concurrently. The model may call its {@link DeviceContext} from any
+ * <p>Threading: the transport calls every method on one thread at a time, never concurrently: the
+ * device host's interrupt thread, or in {@link NotificationMode#POLLING} also the device's poller
+ * thread (serialised with the interrupt thread), or a vhost-user connection's threads. The model may call its {@link DeviceContext} from any
  * thread. Methods must not block for long: they hold up every device of the host.
  */
 public interface VirtioDeviceModel {
