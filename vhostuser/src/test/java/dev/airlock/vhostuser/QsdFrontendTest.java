@@ -1,0 +1,356 @@
+package dev.airlock.vhostuser;
+
+import dev.airlock.devices.blk.BlkDevice;
+import dev.airlock.devices.blk.BlkIoException;
+import dev.airlock.devices.blk.BlkOptions;
+import dev.airlock.devices.blk.BlockDevice;
+import dev.airlock.devices.blk.BlockDeviceOptions;
+import dev.airlock.memory.GuestAddressSpace;
+import dev.airlock.memory.PrivateMemory;
+import dev.airlock.memory.SharedMemory;
+import dev.airlock.transport.DriverTransport;
+import dev.airlock.transport.TransportException;
+import dev.airlock.transport.VirtioFrontend;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link VhostUserDriverTransport} driving real vhost-user-blk backends with Airlock's unchanged
+ * {@link VirtioFrontend} and {@link BlockDevice}: qemu-storage-daemon, and Airlock's own backend.
+ */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class QsdFrontendTest {
+    private static final Path QSD = Path.of("/usr/bin/qemu-storage-daemon");
+    private static final long IMAGE_BYTES = 64L << 20;
+    /** struct virtio_blk_config up to write_zeroes_may_unmap and its padding (QEMU 7.2). */
+    private static final int BLK_CONFIG_LENGTH = 60;
+    private static final long RAM_GPA = 0;
+    private static final long RAM_BYTES = 32L << 20;
+    /** The block device's I/O area: the first half of RAM; the second half holds buffers of the async tests. */
+    private static final long IO_AREA_BYTES = 16L << 20;
+    private static final long SHARED_GPA = 0x4000_0000L;
+    private static final long SHARED_BYTES = 16L << 20;
+    private static final int CHUNK_BYTES = 64 << 10;
+
+    @TempDir
+    Path dir;
+
+    /** A VM of one block device over vhost-user: private RAM (the I/O area) and one shared region. */
+    private static final class Vm implements AutoCloseable {
+        final PrivateMemory ram = new PrivateMemory("ram", RAM_BYTES);
+        final SharedMemory shared = SharedMemory.create("vu-shared", SHARED_BYTES);
+        final GuestAddressSpace space = new GuestAddressSpace("vu-frontend");
+        final VhostUserDriverTransport transport;
+        final VirtioFrontend frontend;
+        final BlockDevice blk;
+
+        Vm(Path socket) throws IOException {
+            space.add(ram.region(RAM_GPA));
+            space.add(shared.region(SHARED_GPA));
+            transport = VhostUserDriverTransport.connect(socket, BlkDevice.DEVICE_ID, BLK_CONFIG_LENGTH, shared, SHARED_GPA,
+                    Duration.ofSeconds(5));
+            frontend = new VirtioFrontend(transport, space);
+            blk = BlockDevice.open(frontend, space, BlockDeviceOptions.of(RAM_GPA, IO_AREA_BYTES));
+        }
+
+        @Override
+        public void close() {
+            blk.close();
+            frontend.close();
+            shared.close();
+            ram.close();
+        }
+    }
+
+    private Path image() throws IOException {
+        Path image = dir.resolve("disk.raw");
+        try (RandomAccessFile f = new RandomAccessFile(image.toFile(), "rw")) {
+            f.setLength(IMAGE_BYTES);
+        }
+        return image;
+    }
+
+    private Process startQsd(Path image, Path socket, boolean writable) throws Exception {
+        Assumptions.assumeTrue(Files.isExecutable(QSD), "qemu-storage-daemon is not installed: " + QSD);
+        Process qsd = new ProcessBuilder(QSD.toString(),
+                "--blockdev", "driver=file,node-name=disk0,filename=" + image,
+                "--export", "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=" + socket
+                        + ",writable=" + (writable ? "on" : "off"))
+                .redirectErrorStream(true).redirectOutput(dir.resolve("qsd.log").toFile()).start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!Files.exists(socket)) {
+            if (!qsd.isAlive() || System.nanoTime() > deadline) {
+                qsd.destroyForcibly();
+                throw new AssertionError("qemu-storage-daemon did not listen: " + Files.readString(dir.resolve("qsd.log")));
+            }
+            Thread.sleep(20);
+        }
+        return qsd;
+    }
+
+    private static void stop(Process qsd) throws InterruptedException {
+        qsd.destroy();
+        if (!qsd.waitFor(10, TimeUnit.SECONDS)) {
+            qsd.destroyForcibly().waitFor();
+        }
+    }
+
+    /** 16 MiB of random data at random 64 KiB slots, flush, read back; checks the host file too if given. */
+    private static void roundTrip(BlockDevice blk, Path image) throws IOException {
+        assertEquals(IMAGE_BYTES / 512, blk.capacitySectors());
+        assertFalse(blk.isReadOnly());
+        Random random = new Random(42);
+        List<Integer> slots = new ArrayList<>();
+        for (int i = 0; i < IMAGE_BYTES / CHUNK_BYTES; i++) {
+            slots.add(i);
+        }
+        Collections.shuffle(slots, random);
+        List<Integer> written = slots.subList(0, (16 << 20) / CHUNK_BYTES);
+        byte[][] data = new byte[written.size()][CHUNK_BYTES];
+        for (int i = 0; i < written.size(); i++) {
+            random.nextBytes(data[i]);
+            blk.writeBytes((long) written.get(i) * CHUNK_BYTES, data[i], 0, CHUNK_BYTES);
+        }
+        blk.flush();
+        byte[] back = new byte[CHUNK_BYTES];
+        for (int i = 0; i < written.size(); i++) {
+            blk.readBytes((long) written.get(i) * CHUNK_BYTES, back, 0, CHUNK_BYTES);
+            assertArrayEquals(data[i], back, "slot " + written.get(i));
+        }
+        try (RandomAccessFile f = new RandomAccessFile(image.toFile(), "r")) {
+            for (int i = 0; i < written.size(); i++) {
+                f.seek((long) written.get(i) * CHUNK_BYTES);
+                f.readFully(back);
+                assertArrayEquals(data[i], back, "host file, slot " + written.get(i));
+            }
+        }
+    }
+
+    @Test
+    void shouldWriteAndReadBackThroughQemuStorageDaemon() throws Exception {
+        Path image = image();
+        Path socket = dir.resolve("qsd.sock");
+        Process qsd = startQsd(image, socket, true);
+        try (Vm vm = new Vm(socket)) {
+            roundTrip(vm.blk, image);
+            assertFalse(vm.transport.isBroken());
+            // 512 requests: a lost call notification would cost a 100 ms idle wait each
+            assertTrue(vm.blk.missedWakeups() < 10, "missed wake-ups: " + vm.blk.missedWakeups());
+        } finally {
+            stop(qsd);
+        }
+    }
+
+    @Test
+    void shouldReportReadOnlyExport() throws Exception {
+        Path image = image();
+        Path socket = dir.resolve("qsd-ro.sock");
+        Process qsd = startQsd(image, socket, false);
+        try (Vm vm = new Vm(socket)) {
+            assertEquals(IMAGE_BYTES / 512, vm.blk.capacitySectors());
+            assertTrue(vm.blk.isReadOnly());
+            byte[] data = new byte[4096];
+            vm.blk.readBytes(0, data, 0, data.length);
+            assertThrows(BlkIoException.class, () -> vm.blk.writeBytes(0, data, 0, data.length));
+        } finally {
+            stop(qsd);
+        }
+    }
+
+    @Test
+    void shouldFailTheDeviceWhenQemuStorageDaemonDies() throws Exception {
+        Path image = image();
+        Path socket = dir.resolve("qsd-kill.sock");
+        Process qsd = startQsd(image, socket, true);
+        try (Vm vm = new Vm(socket)) {
+            byte[] data = new byte[4096];
+            vm.blk.writeBytes(0, data, 0, data.length);
+            List<CompletableFuture<Void>> inFlight = new ArrayList<>();
+            for (int i = 0; i < 64; i++) {
+                inFlight.add(vm.blk.writeAsync(i * 512L, RAM_GPA + IO_AREA_BYTES, 256 << 10));
+            }
+            qsd.destroyForcibly().waitFor();
+            CompletableFuture<Void> all = CompletableFuture.allOf(inFlight.toArray(CompletableFuture[]::new));
+            try {
+                all.get(10, TimeUnit.SECONDS); // some may have completed before the kill; none may hang
+            } catch (ExecutionException e) {
+                assertTrue(e.getCause() instanceof IOException, "failed with " + e.getCause());
+            }
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (!vm.transport.isBroken() && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            assertTrue(vm.transport.isBroken(), "transport not broken after the backend died");
+            assertThrows(IOException.class, () -> vm.blk.writeBytes(0, data, 0, data.length));
+            assertTrue(vm.blk.isFailed());
+        } finally {
+            stop(qsd);
+        }
+    }
+
+    @Test
+    void shouldWriteAndReadBackThroughAirlockBackend() throws Exception {
+        Path image = image();
+        Path socket = dir.resolve("airlock.sock");
+        VhostUserBackend backend = VhostUserBackend.serve(socket, () -> BlkBackendMain.openBlk(image));
+        try (Vm vm = new Vm(socket)) {
+            roundTrip(vm.blk, image);
+            assertFalse(vm.transport.isBroken());
+            // 512 requests: a lost call notification would cost a 100 ms idle wait each
+            assertTrue(vm.blk.missedWakeups() < 10, "missed wake-ups: " + vm.blk.missedWakeups());
+        } finally {
+            backend.close();
+        }
+    }
+
+    @Test
+    void shouldResetAndInitialiseAgain() throws Exception {
+        Path image = image();
+        Path socket = dir.resolve("qsd-reset.sock");
+        Process qsd = startQsd(image, socket, true);
+        try (Vm vm = new Vm(socket)) {
+            byte[] data = new byte[CHUNK_BYTES];
+            new Random(7).nextBytes(data);
+            vm.blk.writeBytes(CHUNK_BYTES, data, 0, data.length);
+            vm.blk.recover(); // reset (GET_VRING_BASE on every ring), then initialise again from ring index 0
+            byte[] back = new byte[CHUNK_BYTES];
+            vm.blk.readBytes(CHUNK_BYTES, back, 0, back.length);
+            assertArrayEquals(data, back);
+            assertFalse(vm.transport.isBroken());
+        } finally {
+            stop(qsd);
+        }
+    }
+
+    @Test
+    void rejectsConnectingToNothing() {
+        try (SharedMemory shared = SharedMemory.create("unused", 1 << 20)) {
+            assertThrows(TransportException.class, () -> VhostUserDriverTransport.connect(
+                    dir.resolve("none.sock"), BlkDevice.DEVICE_ID, BLK_CONFIG_LENGTH, shared, SHARED_GPA, Duration.ofSeconds(1)));
+        }
+    }
+
+    static Stream<Arguments> badHandshakeReplies() {
+        int features = VhostUserRequest.GET_FEATURES;
+        byte[] ok = ScriptedBackend.u64(ScriptedBackend.FEATURES);
+        return Stream.of(
+                Arguments.of("REPLY flag missing", ScriptedBackend.reply(features, 1, ok)),
+                Arguments.of("version 2", ScriptedBackend.reply(features, 2 | 4, ok)),
+                Arguments.of("unknown flag bits", ScriptedBackend.reply(features, 1 | 4 | 0x100, ok)),
+                Arguments.of("another request's reply", ScriptedBackend.reply(VhostUserRequest.GET_PROTOCOL_FEATURES, 5, ok)),
+                Arguments.of("short payload", ScriptedBackend.reply(features, 5, new byte[4])),
+                Arguments.of("long payload", ScriptedBackend.reply(features, 5, new byte[16])),
+                Arguments.of("huge size", ScriptedBackend.reply(features, 5, new byte[0])),
+                Arguments.of("no reply", new byte[0]),
+                Arguments.of("connection closed", null));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("badHandshakeReplies")
+    void rejectsBadHandshakeReply(String what, byte[] reply) throws Exception {
+        byte[] sent = reply;
+        if ("huge size".equals(what)) {
+            sent = ScriptedBackend.reply(VhostUserRequest.GET_FEATURES, 5, new byte[0]);
+            java.nio.ByteBuffer.wrap(sent).order(java.nio.ByteOrder.nativeOrder()).putInt(8, -1);
+        }
+        Path socket = dir.resolve("hostile.sock");
+        try (ScriptedBackend backend = new ScriptedBackend(socket, VhostUserRequest.GET_FEATURES, sent);
+             SharedMemory shared = SharedMemory.create("hostile", 1 << 20)) {
+            long start = System.nanoTime();
+            assertThrows(TransportException.class, () -> VhostUserDriverTransport.connect(
+                    socket, BlkDevice.DEVICE_ID, BLK_CONFIG_LENGTH, shared, SHARED_GPA, Duration.ofMillis(500)));
+            assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(5), "took too long");
+        }
+    }
+
+    @Test
+    void rejectsBadConfigReplyAndBreaksTheTransport() throws Exception {
+        Path socket = dir.resolve("hostile-config.sock");
+        byte[] config = new byte[12 + BLK_CONFIG_LENGTH];
+        java.nio.ByteBuffer.wrap(config).order(java.nio.ByteOrder.nativeOrder()).putInt(0, 8); // offset 8, not 0
+        byte[] bad = ScriptedBackend.reply(VhostUserRequest.GET_CONFIG, 5, config);
+        try (ScriptedBackend backend = new ScriptedBackend(socket, VhostUserRequest.GET_CONFIG, bad);
+             SharedMemory shared = SharedMemory.create("hostile", 1 << 20)) {
+            VhostUserDriverTransport transport = VhostUserDriverTransport.connect(socket, BlkDevice.DEVICE_ID,
+                    BLK_CONFIG_LENGTH, shared, SHARED_GPA, Duration.ofMillis(500));
+            AtomicBoolean heard = new AtomicBoolean();
+            transport.setListener(new DriverTransport.Listener() {
+                @Override
+                public void onUsedBuffers() {
+                }
+
+                @Override
+                public void onConfigChange() {
+                }
+
+                @Override
+                public void onBroken() {
+                    heard.set(true);
+                }
+            });
+            assertThrows(TransportException.class, () -> transport.readConfig(0, 4));
+            assertTrue(transport.isBroken());
+            assertTrue(heard.get());
+            assertThrows(TransportException.class, transport::configGeneration);
+            transport.close();
+        }
+    }
+
+    @Test
+    void rejectsSilenceWithoutReplyAckWithoutHanging() throws Exception {
+        Path socket = dir.resolve("hostile-noack.sock");
+        long configOnly = 1L << VhostUserRequest.PROTOCOL_F_CONFIG;
+        // GET_FEATURES #1 is the handshake, #2 the sync after SET_MEM_TABLE, #3 the sync after FEATURES_OK
+        try (ScriptedBackend backend = new ScriptedBackend(socket, configOnly, VhostUserRequest.GET_FEATURES, 3, new byte[0]);
+             SharedMemory shared = SharedMemory.create("hostile", 1 << 20)) {
+            VhostUserDriverTransport transport = VhostUserDriverTransport.connect(socket, BlkDevice.DEVICE_ID,
+                    BLK_CONFIG_LENGTH, shared, SHARED_GPA, Duration.ofMillis(300));
+            transport.writeStatus(1);
+            transport.writeStatus(1 | 2);
+            transport.writeDriverFeatures(1L << 32);
+            assertThrows(TransportException.class, () -> transport.writeStatus(1 | 2 | 8));
+            assertTrue(transport.isBroken());
+            transport.close();
+        }
+    }
+
+    @Test
+    void rejectsSilenceAfterTheHandshakeWithoutHanging() throws Exception {
+        Path socket = dir.resolve("hostile-silent.sock");
+        try (ScriptedBackend backend = new ScriptedBackend(socket, VhostUserRequest.SET_FEATURES, new byte[0]);
+             SharedMemory shared = SharedMemory.create("hostile", 1 << 20)) {
+            VhostUserDriverTransport transport = VhostUserDriverTransport.connect(socket, BlkDevice.DEVICE_ID,
+                    BLK_CONFIG_LENGTH, shared, SHARED_GPA, Duration.ofMillis(300));
+            transport.writeDriverFeatures(1L << 32);
+            assertThrows(TransportException.class, () -> transport.writeStatus(1 | 2 | 8));
+            assertTrue(transport.isBroken());
+            transport.close();
+        }
+    }
+}
