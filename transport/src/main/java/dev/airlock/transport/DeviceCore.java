@@ -4,7 +4,6 @@ import dev.airlock.memory.GuestAddressSpace;
 import dev.airlock.virtio.DeviceStatus;
 import dev.airlock.virtio.DeviceStatusMachine;
 import dev.airlock.virtio.VirtioFault;
-import dev.airlock.virtio.VirtioFeatures;
 import dev.airlock.virtio.VirtioProtocolException;
 import dev.airlock.virtio.VirtqueueDevice;
 import dev.airlock.virtio.Virtqueues;
@@ -52,7 +51,6 @@ final class DeviceCore implements DeviceContext, DeviceStatusMachine.Listener {
     private final VirtqueueDevice[] queues;
     /** Each enabled queue's avail and used ring addresses, for the poller. */
     private final long[] availAddrs;
-    private final long[] usedAddrs;
     private final AtomicInteger interruptStatus = new AtomicInteger();
     private final AtomicInteger configGeneration = new AtomicInteger();
     private final AtomicLong faults = new AtomicLong();
@@ -85,7 +83,6 @@ final class DeviceCore implements DeviceContext, DeviceStatusMachine.Listener {
         this.status = new DeviceStatusMachine(name, model.deviceFeatures(), this);
         this.queues = new VirtqueueDevice[count];
         this.availAddrs = new long[count];
-        this.usedAddrs = new long[count];
     }
 
     void bind(Signals wire) {
@@ -181,7 +178,6 @@ final class DeviceCore implements DeviceContext, DeviceStatusMachine.Listener {
             queues[queue] = new VirtqueueDevice(name + ".q" + queue, dmaView, size, descAddr, availAddr, usedAddr,
                     status.negotiatedFeatures());
             availAddrs[queue] = availAddr;
-            usedAddrs[queue] = usedAddr;
         } catch (VirtioProtocolException e) {
             reportFault(e.fault());
             return TransportStatus.REJECTED;
@@ -279,8 +275,7 @@ final class DeviceCore implements DeviceContext, DeviceStatusMachine.Listener {
             return;
         }
         if (mode == NotificationMode.POLLING) {
-            poller = QueuePoller.start(this, lock, pollingPolicy, queues, availAddrs, usedAddrs, dmaView,
-                    VirtioFeatures.has(negotiatedFeatures, VirtioFeatures.VIRTIO_F_EVENT_IDX));
+            poller = QueuePoller.start(this, lock, pollingPolicy, queues, availAddrs, dmaView);
         }
     }
 
@@ -301,7 +296,6 @@ final class DeviceCore implements DeviceContext, DeviceStatusMachine.Listener {
         }
         Arrays.fill(queues, null);
         Arrays.fill(availAddrs, 0);
-        Arrays.fill(usedAddrs, 0);
         interruptStatus.set(0);
         lastFault = null;
         Signals wire = signals;

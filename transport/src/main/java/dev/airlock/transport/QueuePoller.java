@@ -3,7 +3,6 @@ package dev.airlock.transport;
 import dev.airlock.memory.GuestAddressSpace;
 import dev.airlock.virtio.VirtioFault;
 import dev.airlock.virtio.VirtqAvailLayout;
-import dev.airlock.virtio.VirtqUsedLayout;
 import dev.airlock.virtio.VirtqueueDevice;
 import dev.airlock.virtio.Virtqueues;
 
@@ -25,17 +24,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * queue's notifications again. When no queue had work it spins, then parks, as its
  * {@link PollingPolicy} says.
  *
- * <p><b>Suppression.</b> {@link VirtqueueDevice#disableNotifications()} sets
- * {@code VIRTQ_USED_F_NO_NOTIFY}; under {@code VIRTIO_F_EVENT_IDX} it only stops advancing
- * {@code avail_event}, which would still make the driver kick when its avail idx crosses the stale
- * value. So with EVENT_IDX the poller also stores {@code avail_event = nextAvail + 0x8000}, half
- * the index space away (as the driver side parks {@code used_event}): the driver kicks only when a
- * batch of its avail idx moves across that value (§2.7.10), and it cannot get that far ahead of the
- * device unless one model call takes more than 0x8000 minus the queue size chains. A value just
- * behind {@code nextAvail} would not do: the device often takes part of a batch before the driver
- * decides whether to kick it. The store is repeated after each model call, which also undoes a
- * model's own {@link VirtqueueDevice#enableNotifications()}; a kick in between is harmless (the
- * doorbell only wakes the poller).
+ * <p><b>Suppression.</b> {@link VirtqueueDevice#disableNotifications()} (NO_NOTIFY, or with
+ * EVENT_IDX {@code avail_event} parked half the index space ahead) is repeated after each model
+ * call, which also undoes a model's own {@link VirtqueueDevice#enableNotifications()}; a kick in
+ * between is harmless (the doorbell only wakes the poller).
  *
  * <p><b>Untrusted input.</b> The avail idx is only compared with the last value seen, to decide
  * whether to call the model; the model's {@link VirtqueueDevice#pop()} reads it again and checks it.
@@ -52,8 +44,6 @@ final class QueuePoller {
     static final String THREAD_NAME_PREFIX = "airlock-poll-";
     private static final RateLimitedLog LOG = new RateLimitedLog(QueuePoller.class);
     private static final long JOIN_TIMEOUT_MS = 10_000;
-    /** How far ahead of nextAvail the poller parks avail_event (EVENT_IDX). */
-    private static final int AVAIL_EVENT_FAR = 0x8000;
     /** A little-endian u16 at offset 0 of a two-byte slice: (MemorySegment, long) -> short. */
     private static final VarHandle U16 = ValueLayout.JAVA_SHORT.withOrder(ByteOrder.LITTLE_ENDIAN).varHandle()
             .withInvokeExactBehavior();
@@ -65,14 +55,12 @@ final class QueuePoller {
         /** avail.idx: written by the driver, read here. */
         final MemorySegment availIdx;
         /** used.avail_event (EVENT_IDX only, else null): written by the device, read by the driver. */
-        final MemorySegment availEvent;
         int lastIdx;
 
-        Watched(int index, VirtqueueDevice queue, MemorySegment availIdx, MemorySegment availEvent) {
+        Watched(int index, VirtqueueDevice queue, MemorySegment availIdx) {
             this.index = index;
             this.queue = queue;
             this.availIdx = availIdx;
-            this.availEvent = availEvent;
             this.lastIdx = queue.nextAvail();
         }
     }
@@ -98,20 +86,16 @@ final class QueuePoller {
      *
      * @param queues     the device's queues, null where not enabled
      * @param availAddrs each queue's avail ring (QueueDriver), as the driver gave it
-     * @param usedAddrs  each queue's used ring (QueueDevice)
      * @param dmaView    the device's view, in which the queues were built (so these translate)
-     * @param eventIdx   whether VIRTIO_F_EVENT_IDX is negotiated
      */
     static QueuePoller start(DeviceCore core, ReentrantLock lock, PollingPolicy policy, VirtqueueDevice[] queues,
-                             long[] availAddrs, long[] usedAddrs, GuestAddressSpace dmaView, boolean eventIdx) {
+                             long[] availAddrs, GuestAddressSpace dmaView) {
         List<Watched> watched = new ArrayList<>();
         for (int q = 0; q < queues.length; q++) {
             VirtqueueDevice queue = queues[q];
             if (queue != null) {
                 MemorySegment idx = dmaView.translate(availAddrs[q] + VirtqAvailLayout.IDX_OFFSET, Short.BYTES);
-                MemorySegment event = eventIdx
-                        ? dmaView.translate(usedAddrs[q] + VirtqUsedLayout.availEventOffset(queue.size()), Short.BYTES) : null;
-                watched.add(new Watched(q, queue, idx, event));
+                watched.add(new Watched(q, queue, idx));
             }
         }
         QueuePoller poller = new QueuePoller(core, lock, policy, watched.toArray(new Watched[0]));
@@ -218,10 +202,6 @@ final class QueuePoller {
     /** Asks the driver not to kick this queue (see the class comment); a hint, as every suppression. */
     private static void suppress(Watched w) {
         w.queue.disableNotifications();
-        if (w.availEvent != null) {
-            // Plain store, like the queue's own avail_event stores: the driver reads it after its full fence (kickPrepare).
-            U16.set(w.availEvent, 0L, (short) (w.queue.nextAvail() + AVAIL_EVENT_FAR));
-        }
     }
 
     /** For log lines. */

@@ -41,6 +41,9 @@ import static dev.airlock.virtio.VirtqDescLayout.VIRTQ_DESC_F_WRITE;
  * externally). No locks are taken. {@link #isBroken()} and {@link #fault()} may be read anywhere.
  */
 public final class VirtqueueDevice {
+    /** How far ahead of {@code nextAvail} {@link #disableNotifications()} parks {@code avail_event}. */
+    private static final int AVAIL_EVENT_FAR = 0x8000;
+
     private final String name;
     private final GuestAddressSpace space;
     private final int size;
@@ -431,11 +434,18 @@ public final class VirtqueueDevice {
 
     /**
      * Asks the driver not to send available buffer notifications (§2.7.10): sets
-     * {@code VIRTQ_USED_F_NO_NOTIFY}, or with EVENT_IDX stops advancing {@code avail_event}. A hint:
-     * the driver may still notify.
+     * {@code VIRTQ_USED_F_NO_NOTIFY}, or with EVENT_IDX parks {@code avail_event} half the index space
+     * ahead of {@code nextAvail} (as the driver side parks {@code used_event}), so the driver's
+     * avail idx cannot cross it before {@link #enableNotifications()} moves it back. A value just
+     * behind {@code nextAvail} would not do: the device often takes part of a batch before the driver
+     * decides whether to kick for it. A hint: the driver may still notify.
      */
     public void disableNotifications() {
-        if (!eventIdx) {
+        if (eventIdx) {
+            // Plain store like enableNotifications' avail_event store; the driver reads it after its
+            // full fence in VirtqueueDriver.kickPrepare.
+            VirtqUsedLayout.U16.set(used, availEventOffset, (short) (nextAvail + AVAIL_EVENT_FAR));
+        } else {
             usedFlags |= VirtqUsedLayout.VIRTQ_USED_F_NO_NOTIFY;
             VirtqUsedLayout.FLAGS.set(used, 0L, (short) usedFlags);
         }

@@ -388,6 +388,21 @@ class VirtqueueDeviceTest {
     }
 
     @Test
+    void shouldParkAvailEventFarAheadWhileNotificationsAreOffWithEventIdx() {
+        VirtqueueDevice device = rings.device(VirtioFeatures.of(VirtioFeatures.VIRTIO_F_VERSION_1, VirtioFeatures.VIRTIO_F_EVENT_IDX));
+        long availEvent = VirtqUsedLayout.availEventOffset(device.size());
+        device.disableNotifications();
+        assertEquals((short) 0x8000, (short) VirtqUsedLayout.U16.get(rings.used.segment(), availEvent),
+                "half the index space ahead of nextAvail 0: no avail idx the driver can reach crosses it");
+        assertEquals(0, (short) VirtqUsedLayout.FLAGS.get(rings.used.segment(), 0L), "flags are not used with EVENT_IDX");
+        assertTrue(device.enableNotifications());
+        assertEquals(0, (short) VirtqUsedLayout.U16.get(rings.used.segment(), availEvent), "back at nextAvail");
+        rings.desc(0, buf, 8, 0, 0);
+        rings.makeAvailable(0);
+        assertEquals(false, device.enableNotifications());
+    }
+
+    @Test
     void shouldRefuseToUseAChainTwiceOrTooLong() {
         rings.desc(0, buf, 8, VIRTQ_DESC_F_WRITE, 0);
         rings.makeAvailable(0);
