@@ -71,8 +71,8 @@ final class VmCommand {
         }
     }
 
-    @Command(name = "start", mixinStandardHelpOptions = true, description = "Starts a VM (its processes wait for this).")
-    static final class Start implements java.util.concurrent.Callable<Integer> {
+    /** A subcommand acting on one named VM: connects, finds the VM, acts, prints what it did. */
+    abstract static class OnNamedVm implements java.util.concurrent.Callable<Integer> {
         @Spec
         CommandSpec spec;
         @picocli.CommandLine.Mixin
@@ -80,56 +80,46 @@ final class VmCommand {
         @Parameters(paramLabel = "NAME")
         String name;
 
-        @Override
-        public Integer call() {
-            try (DaemonAddress.Control control = socket.address().control()) {
-                RemoteHypervisor hypervisor = control.hypervisor();
-                hypervisor.startVm(DaemonAddress.find(hypervisor, name).id());
-                spec.commandLine().getOut().println("started " + name);
-            }
-            return 0;
-        }
-    }
-
-    @Command(name = "stop", mixinStandardHelpOptions = true, description = "Stops a running VM (its interrupts are held until it starts again).")
-    static final class Stop implements java.util.concurrent.Callable<Integer> {
-        @Spec
-        CommandSpec spec;
-        @picocli.CommandLine.Mixin
-        SocketOption socket = new SocketOption();
-        @Parameters(paramLabel = "NAME")
-        String name;
-
-        @Override
-        public Integer call() {
-            try (DaemonAddress.Control control = socket.address().control()) {
-                RemoteHypervisor hypervisor = control.hypervisor();
-                hypervisor.stopVm(DaemonAddress.find(hypervisor, name).id());
-                spec.commandLine().getOut().println("stopped " + name);
-            }
-            return 0;
-        }
-    }
-
-    @Command(name = "destroy", mixinStandardHelpOptions = true, description = "Destroys a VM: revokes its grants, tells its peers, removes its credential.")
-    static final class Destroy implements java.util.concurrent.Callable<Integer> {
-        @Spec
-        CommandSpec spec;
-        @picocli.CommandLine.Mixin
-        SocketOption socket = new SocketOption();
-        @Parameters(paramLabel = "NAME")
-        String name;
+        /** Acts on the VM; returns the past-tense verb for the output line. */
+        abstract String act(DaemonAddress address, RemoteHypervisor hypervisor, VmId vm) throws java.io.IOException;
 
         @Override
         public Integer call() throws java.io.IOException {
             DaemonAddress address = socket.address();
             try (DaemonAddress.Control control = address.control()) {
                 RemoteHypervisor hypervisor = control.hypervisor();
-                hypervisor.destroyVm(DaemonAddress.find(hypervisor, name).id());
-                Files.deleteIfExists(address.credentialFile(name));
-                spec.commandLine().getOut().println("destroyed " + name);
+                String done = act(address, hypervisor, DaemonAddress.find(hypervisor, name).id());
+                spec.commandLine().getOut().println(done + " " + name);
             }
             return 0;
+        }
+    }
+
+    @Command(name = "start", mixinStandardHelpOptions = true, description = "Starts a VM (its processes wait for this).")
+    static final class Start extends OnNamedVm {
+        @Override
+        String act(DaemonAddress address, RemoteHypervisor hypervisor, VmId vm) {
+            hypervisor.startVm(vm);
+            return "started";
+        }
+    }
+
+    @Command(name = "stop", mixinStandardHelpOptions = true, description = "Stops a running VM (its interrupts are held until it starts again).")
+    static final class Stop extends OnNamedVm {
+        @Override
+        String act(DaemonAddress address, RemoteHypervisor hypervisor, VmId vm) {
+            hypervisor.stopVm(vm);
+            return "stopped";
+        }
+    }
+
+    @Command(name = "destroy", mixinStandardHelpOptions = true, description = "Destroys a VM: revokes its grants, tells its peers, removes its credential.")
+    static final class Destroy extends OnNamedVm {
+        @Override
+        String act(DaemonAddress address, RemoteHypervisor hypervisor, VmId vm) throws java.io.IOException {
+            hypervisor.destroyVm(vm);
+            Files.deleteIfExists(address.credentialFile(name));
+            return "destroyed";
         }
     }
 
