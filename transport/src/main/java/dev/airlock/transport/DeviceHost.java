@@ -115,6 +115,9 @@ public final class DeviceHost implements AutoCloseable {
         Objects.requireNonNull(kind, "kind");
         Objects.requireNonNull(model, "model");
         Objects.requireNonNull(mode, "mode");
+        if (!kind.isHosted()) {
+            throw new IllegalArgumentException(kind + " is not served by a DeviceHost (see TransportKind.hosted())");
+        }
         if (slot < 0 || slot >= DoorbellFlagsLayout.MAX_SLOTS) {
             throw new IllegalArgumentException("slot " + slot + " outside 0.." + (DoorbellFlagsLayout.MAX_SLOTS - 1));
         }

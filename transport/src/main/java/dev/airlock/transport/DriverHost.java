@@ -78,6 +78,9 @@ public final class DriverHost implements AutoCloseable {
      */
     public synchronized DriverTransport open(TransportKind kind, SharedRegionId region, int slot) {
         Objects.requireNonNull(kind, "kind");
+        if (!kind.isHosted()) {
+            throw new IllegalArgumentException(kind + " is not opened through a DriverHost (see TransportKind.hosted())");
+        }
         if (slot < 0 || slot >= DoorbellFlagsLayout.MAX_SLOTS) {
             throw new IllegalArgumentException("slot " + slot + " outside 0.." + (DoorbellFlagsLayout.MAX_SLOTS - 1));
         }

@@ -14,7 +14,8 @@ import java.lang.foreign.ValueLayout;
  * Every reply is untrusted: its header is read once and checked (version 1, REPLY set, no unknown
  * flags, the request code of the request, the expected size, no descriptors) before the payload is
  * used. A closed socket, a timeout or a bad reply throws {@link TransportException}; the caller
- * marks the transport broken. Not thread-safe: the transport serialises its requests.
+ * marks the transport broken, or detached when the connection itself was lost ({@link #isLost()}).
+ * Not thread-safe: the transport serialises its requests.
  */
 final class FrontendChannel implements AutoCloseable {
     /** The flags a reply may carry: the version, REPLY, and NEED_REPLY echoed back by some backends. */
@@ -28,6 +29,7 @@ final class FrontendChannel implements AutoCloseable {
     private final MemorySegment header = arena.allocate(VhostUserHeaderLayout.HEADER_LENGTH, 8);
     private final MemorySegment payload = arena.allocate(VhostUserHeaderLayout.MAX_PAYLOAD_LENGTH, 8);
     private final MemorySegment pollfd = arena.allocate(Linux.POLLFD_LENGTH, 8);
+    private volatile boolean lost;
 
     FrontendChannel(String name, UnixSocket socket, long timeoutMs) {
         this.name = name;
@@ -37,6 +39,14 @@ final class FrontendChannel implements AutoCloseable {
 
     int fd() {
         return socket.fd();
+    }
+
+    /**
+     * Whether a failure was the connection going away (end of stream, a reset, a failed send)
+     * rather than a bad or late reply: the backend is gone, not misbehaving.
+     */
+    boolean isLost() {
+        return lost;
     }
 
     /** Sends one request; {@code needReply} sets NEED_REPLY (REPLY_ACK). */
@@ -51,6 +61,7 @@ final class FrontendChannel implements AutoCloseable {
             MemorySegment.copy(body, 0, message, VhostUserHeaderLayout.HEADER_LENGTH, body.byteSize());
             socket.send(message, fds);
         } catch (NativeCallException e) {
+            lost = true;
             throw new TransportException(name + ": sending " + VhostUserRequest.name(request) + " failed: " + e.getMessage());
         }
     }
@@ -106,6 +117,7 @@ final class FrontendChannel implements AutoCloseable {
             try {
                 r = socket.receive(buffer.asSlice(read));
             } catch (NativeCallException e) {
+                lost = true;
                 throw new TransportException(name + ": connection failed waiting for the reply to " + what + ": " + e.getMessage());
             }
             if (r.fds().length > 0) {
@@ -115,6 +127,7 @@ final class FrontendChannel implements AutoCloseable {
                 throw bad(what, "reply carries " + r.fds().length + " descriptors");
             }
             if (r.endOfStream()) {
+                lost = true;
                 throw new TransportException(name + ": the backend closed the connection before replying to " + what);
             }
             read += r.byteCount();

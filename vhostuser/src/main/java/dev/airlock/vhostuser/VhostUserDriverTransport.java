@@ -6,21 +6,17 @@ import dev.airlock.hypervisor.VmId;
 import dev.airlock.memory.SharedMemory;
 import dev.airlock.memory.sys.Linux;
 import dev.airlock.memory.sys.NativeCallException;
-import dev.airlock.memory.sys.UnixSocket;
 import dev.airlock.transport.DriverTransport;
 import dev.airlock.transport.TransportException;
 import dev.airlock.transport.TransportKind;
 import dev.airlock.virtio.DeviceStatus;
 
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.Objects;
 import java.util.function.Supplier;
 
-import static dev.airlock.vhostuser.FrontendMessages.state;
 import static dev.airlock.vhostuser.FrontendMessages.u64;
 
 /**
@@ -36,13 +32,25 @@ import static dev.airlock.vhostuser.FrontendMessages.u64;
  * <p><b>Status.</b> vhost-user has no status register, so the status lives here and its writes map
  * onto the protocol: the connection handshake (features, protocol features, owner, memory table)
  * happens when the transport is opened; FEATURES_OK sends SET_FEATURES; DRIVER_OK starts each queue
- * given to {@link #enableQueue} (SET_VRING_NUM, BASE, ADDR, KICK, CALL, ENABLE); 0 stops every
- * started queue with GET_VRING_BASE. A refused step (REPLY_ACK non-zero) leaves the bit clear.
+ * given to {@link #enableQueue} (SET_VRING_NUM, BASE, ADDR, KICK, CALL, ERR, ENABLE); 0 stops every
+ * started queue with GET_VRING_BASE. A refused step (REPLY_ACK non-zero) leaves the bit clear. A
+ * signal on a queue's err eventfd sets DEVICE_NEEDS_RESET and reports a configuration change.
  *
- * <p><b>Failure.</b> Every reply is checked ({@link FrontendChannel}); a bad reply, a reply that
- * does not come within the timeout, or a closed socket (seen by the interrupt thread as well) marks
- * the transport broken for good: the listener hears {@link Listener#onBroken()} and every later
- * operation throws {@link TransportException}.
+ * <p><b>Failure.</b> Every reply is checked ({@link FrontendChannel}); a bad reply or one that does
+ * not come within the timeout marks the transport broken for good: the listener hears
+ * {@link Listener#onBroken()} and every later operation throws {@link TransportException}.
+ *
+ * <p><b>Reconnect.</b> Losing the connection (end of stream, a reset, a hang-up seen by the
+ * interrupt thread) is different: the backend is gone rather than misbehaving. Without a reconnect
+ * window it breaks the transport as above. With one ({@link #connect(Path, int, int, SharedMemory,
+ * long, Duration, Duration)}), the transport is {@link #isDetached() detached}: operations fail fast,
+ * the listener hears {@link Listener#onBroken()}, and a thread connects to the same socket path
+ * again (the backend may be restarted by hand) and repeats the handshake. When it succeeds with the
+ * same features and queue count, the transport is back in reset state and the listener hears
+ * {@link Listener#onReattached()}: the driver initialises the device again and resubmits what it
+ * still holds (the blk driver keeps every request until it completes). Nothing of the old
+ * connection's rings is reused, so no inflight region (GET_INFLIGHT_FD) is needed. If the backend
+ * does not come back within the window, or comes back different, the transport breaks.
  */
 public final class VhostUserDriverTransport implements DriverTransport {
     /** The largest queue size offered (VIRTQUEUE_MAX_SIZE in QEMU and libvhost-user). */
@@ -52,82 +60,72 @@ public final class VhostUserDriverTransport implements DriverTransport {
     /** The default reply timeout. */
     public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(5);
 
-    private static final long WANTED_PROTOCOL_FEATURES = 1L << VhostUserRequest.PROTOCOL_F_MQ
-            | 1L << VhostUserRequest.PROTOCOL_F_REPLY_ACK | 1L << VhostUserRequest.PROTOCOL_F_CONFIG;
-    private static final long F_PROTOCOL_FEATURES_BIT = 1L << VhostUserRequest.F_PROTOCOL_FEATURES;
+    private static final long F_PROTOCOL_FEATURES_BIT = FrontendSession.F_PROTOCOL_FEATURES_BIT;
+    private static final long FIRST_RETRY_MS = 10;
+    private static final long MAX_RETRY_MS = 200;
 
     private final String name;
+    private final Path socketPath;
     private final int deviceId;
     private final int configLengthBytes;
     private final SharedMemory memory;
     private final SharedRegionMapping mapping;
     private final long uvaBase;
-    private final FrontendChannel channel;
-    private final long backendFeatures;
-    private final long protocolFeatures;
+    private final long timeoutMs;
+    private final long reconnectMs;
+    private final long backendFeatures; // of the first connection; a reconnect must match
     private final int queueCount;
     private final int[] kickFds;
     private final int[] callFds;
+    private final int[] errFds;
     private final VhostUserQueueSetup[] queues;
-    private final CallPoller poller;
+    /** Guards the broken, detached and closed transitions; never held while waiting for a reply. */
+    private final Object stateLock = new Object();
+    private volatile FrontendSession session; // replaced by a reconnect while holding this object's monitor
+    private volatile CallPoller poller;
+    private volatile Thread reconnector;
     private volatile Listener listener;
     private volatile boolean broken;
+    private volatile boolean detached;
     private volatile boolean closed;
     private volatile String brokenReason = "";
+    private volatile String detachedReason = "";
     private volatile int status; // read without the lock: status() never waits for a reply
+    private volatile boolean needsReset; // a queue's err eventfd fired; cleared by a reset
     private long driverFeatures;
     private byte[] config;
     private int configGeneration;
 
-    private VhostUserDriverTransport(String name, int deviceId, int configLengthBytes, SharedMemory memory, long gpaBase,
-                                     UnixSocket socket, long timeoutMs) {
+    private VhostUserDriverTransport(String name, Path socketPath, int deviceId, int configLengthBytes, SharedMemory memory,
+                                     long gpaBase, FrontendSession first, long timeoutMs, long reconnectMs) {
         this.name = name;
+        this.socketPath = socketPath;
         this.deviceId = deviceId;
         this.configLengthBytes = configLengthBytes;
         this.memory = memory;
         this.mapping = new SharedRegionMapping(new SharedRegionId(1), new VmId(1), memory.region(gpaBase));
         this.uvaBase = memory.segment().address();
-        this.channel = new FrontendChannel(name, socket, timeoutMs);
-        try {
-            this.backendFeatures = call(VhostUserRequest.GET_FEATURES);
-            long offered = 0;
-            if ((backendFeatures & F_PROTOCOL_FEATURES_BIT) != 0) {
-                offered = call(VhostUserRequest.GET_PROTOCOL_FEATURES);
-                channel.send(VhostUserRequest.SET_PROTOCOL_FEATURES, false, u64(offered & WANTED_PROTOCOL_FEATURES));
-            }
-            this.protocolFeatures = offered & WANTED_PROTOCOL_FEATURES;
-            int count = 1;
-            if (hasProtocol(VhostUserRequest.PROTOCOL_F_MQ)) {
-                long n = call(VhostUserRequest.GET_QUEUE_NUM);
-                if (n < 1 || n > 0xffff) {
-                    throw new TransportException(name + ": bad reply to GET_QUEUE_NUM: " + Long.toUnsignedString(n) + " queues");
-                }
-                count = (int) Math.min(n, MAX_QUEUES);
-            }
-            this.queueCount = count;
-            set(VhostUserRequest.SET_OWNER, FrontendMessages.empty());
-            sendMemoryTable(gpaBase);
-            sync();
-        } catch (RuntimeException e) {
-            channel.close();
-            throw e;
-        }
+        this.timeoutMs = timeoutMs;
+        this.reconnectMs = reconnectMs;
+        this.session = first;
+        this.backendFeatures = first.backendFeatures;
+        this.queueCount = first.queueCount;
         this.kickFds = new int[queueCount];
         this.callFds = new int[queueCount];
+        this.errFds = new int[queueCount];
         this.queues = new VhostUserQueueSetup[queueCount];
         for (int q = 0; q < queueCount; q++) {
             kickFds[q] = Linux.eventfd(0, Linux.EFD_CLOEXEC | Linux.EFD_NONBLOCK);
             callFds[q] = Linux.eventfd(0, Linux.EFD_CLOEXEC | Linux.EFD_NONBLOCK);
+            errFds[q] = Linux.eventfd(0, Linux.EFD_CLOEXEC | Linux.EFD_NONBLOCK);
         }
-        this.poller = new CallPoller(name, callFds, channel.fd(), this::deliverUsedBuffers,
-                () -> markBroken("the backend closed the connection"));
-        poller.start();
+        this.poller = startPoller(first);
     }
 
     /**
      * Connects to a vhost-user backend and runs the connection handshake: GET_FEATURES,
      * GET/SET_PROTOCOL_FEATURES (MQ, REPLY_ACK and CONFIG where offered), GET_QUEUE_NUM, SET_OWNER and
-     * SET_MEM_TABLE with {@code memory} as the only region.
+     * SET_MEM_TABLE with {@code memory} as the only region. Losing the connection breaks the transport.
      *
      * @param socket            the backend's socket
      * @param deviceId          the virtio device id the backend implements (vhost-user does not say)
@@ -141,109 +139,212 @@ public final class VhostUserDriverTransport implements DriverTransport {
      */
     public static VhostUserDriverTransport connect(Path socket, int deviceId, int configLengthBytes, SharedMemory memory,
                                                    long gpaBase, Duration timeout) {
+        return connect(socket, deviceId, configLengthBytes, memory, gpaBase, timeout, Duration.ZERO);
+    }
+
+    /**
+     * Connects as {@link #connect(Path, int, int, SharedMemory, long, Duration)} does, and keeps
+     * reconnecting to the same path for up to {@code reconnectFor} each time the connection is lost.
+     *
+     * @param socket            the backend's socket
+     * @param deviceId          the virtio device id the backend implements
+     * @param configLengthBytes the length of the device's configuration space, at most 256
+     * @param memory            the shared region for vrings and bounce buffers; not owned
+     * @param gpaBase           the region's guest-physical base
+     * @param timeout           how long to wait for each reply
+     * @param reconnectFor      how long to try to reconnect after losing the backend; zero breaks at once
+     * @return the transport, in reset state
+     * @throws TransportException if the backend cannot be reached, answers badly or not in time
+     */
+    public static VhostUserDriverTransport connect(Path socket, int deviceId, int configLengthBytes, SharedMemory memory,
+                                                   long gpaBase, Duration timeout, Duration reconnectFor) {
         Objects.requireNonNull(memory, "memory");
         if (configLengthBytes < 0 || configLengthBytes > VhostUserConfigLayout.MAX_CONFIG_LENGTH) {
             throw new IllegalArgumentException("configLengthBytes must be 0 to 256: " + configLengthBytes);
         }
+        if (reconnectFor.isNegative()) {
+            throw new IllegalArgumentException("negative reconnect window: " + reconnectFor);
+        }
         long timeoutMs = Math.max(1, timeout.toMillis());
-        UnixSocket s;
-        try {
-            s = UnixSocket.connect(socket);
-        } catch (NativeCallException e) {
-            throw new TransportException("vhost-user " + socket + ": cannot connect: " + e.getMessage());
-        }
-        return new VhostUserDriverTransport("vhost-user:" + socket.getFileName(), deviceId, configLengthBytes, memory, gpaBase,
-                s, timeoutMs);
+        String name = "vhost-user:" + socket.getFileName();
+        FrontendSession first = FrontendSession.open(name, socket, memory, gpaBase, timeoutMs, MAX_QUEUES);
+        return new VhostUserDriverTransport(name, socket, deviceId, configLengthBytes, memory, gpaBase, first, timeoutMs,
+                reconnectFor.toMillis());
     }
 
-    // ---------------------------------------------------------------- messages
-
-    private boolean hasProtocol(int bit) {
-        return (protocolFeatures & 1L << bit) != 0;
+    private CallPoller startPoller(FrontendSession s) {
+        CallPoller p = new CallPoller(name, callFds, errFds, s.channel.fd(), this::deliverUsedBuffers, this::queueError,
+                () -> connectionLost(s, "the backend closed the connection"));
+        p.start();
+        return p;
     }
 
-    /** A request answered with a u64. */
-    private long call(int request) {
-        channel.send(request, false, FrontendMessages.empty());
-        return channel.receiveU64(request);
-    }
+    // ---------------------------------------------------------------- failure and reconnect
 
-    /** A request without a reply; with REPLY_ACK, waits for the ack and returns whether it is 0 (success). */
-    private boolean set(int request, MemorySegment body, int... fds) {
-        boolean ack = hasProtocol(VhostUserRequest.PROTOCOL_F_REPLY_ACK);
-        channel.send(request, ack, body, fds);
-        return !ack || channel.receiveU64(request) == 0;
-    }
-
-    /**
-     * Without REPLY_ACK, nothing tells whether the backend took the messages sent so far: a
-     * GET_FEATURES round trip (as QEMU does after SET_FEATURES) proves it is alive and has read them.
-     */
-    private void sync() {
-        if (!hasProtocol(VhostUserRequest.PROTOCOL_F_REPLY_ACK) && call(VhostUserRequest.GET_FEATURES) != backendFeatures) {
-            throw new TransportException(name + ": the backend's features changed");
-        }
-    }
-
-    private void sendMemoryTable(long gpaBase) {
-        MemorySegment table = FrontendMessages.singleRegionTable(gpaBase, memory.segment().byteSize(), uvaBase);
-        if (!set(VhostUserRequest.SET_MEM_TABLE, table, memory.fd())) {
-            throw new TransportException(name + ": the backend refused the memory table");
-        }
-    }
-
-    /** Runs a protocol step; a failure breaks the transport. */
+    /** Runs a protocol step under this object's monitor; a failure breaks or detaches the transport. */
     private <T> T guarded(Supplier<T> step) {
         if (broken || closed) {
             throw new TransportException(name + ": broken: " + brokenReason);
         }
+        if (detached) {
+            throw new TransportException(name + ": detached (" + detachedReason + "); reconnecting to " + socketPath);
+        }
+        FrontendSession s = session;
         try {
             return step.get();
         } catch (TransportException e) {
-            markBroken(e.getMessage());
+            failed(s, e.getMessage());
             throw e;
         } catch (NativeCallException e) {
-            markBroken(e.getMessage());
+            failed(s, e.getMessage());
             throw new TransportException(name + ": " + e.getMessage());
         }
     }
 
-    private void markBroken(String why) {
-        if (closed) {
+    private void failed(FrontendSession s, String why) {
+        if (s.channel.isLost()) {
+            connectionLost(s, why);
+        } else {
+            markBroken(why);
+        }
+    }
+
+    /** The connection of {@code s} is gone: detach and reconnect, or break without a reconnect window. */
+    private void connectionLost(FrontendSession s, String why) {
+        if (reconnectMs == 0) {
+            markBroken(why);
             return;
         }
-        synchronized (this) {
-            if (broken) {
-                return;
+        synchronized (stateLock) {
+            if (closed || broken || detached || s != session) {
+                return; // already handled, or an old connection's late hang-up
             }
-            brokenReason = why;
-            broken = true;
+            detachedReason = why;
+            detached = true;
+            reconnector = Thread.ofPlatform().daemon().name("airlock-vhost-reconnect-" + name).start(this::reconnect);
         }
-        channel.shutdown();
+        s.channel.shutdown();
         Listener l = listener;
         if (l != null) {
             l.onBroken();
         }
     }
 
+    private void markBroken(String why) {
+        synchronized (stateLock) {
+            if (closed || broken) {
+                return;
+            }
+            brokenReason = why;
+            broken = true;
+            detached = false;
+        }
+        session.channel.shutdown();
+        Listener l = listener;
+        if (l != null) {
+            l.onBroken();
+        }
+    }
+
+    /** The reconnect thread: connects again until the handshake succeeds, the window ends or the transport closes. */
+    private void reconnect() {
+        long deadlineNs = System.nanoTime() + reconnectMs * 1_000_000L;
+        long waitMs = FIRST_RETRY_MS;
+        String last = detachedReason;
+        while (!closed) {
+            if (System.nanoTime() - deadlineNs > 0) {
+                markBroken("the backend did not come back within " + reconnectMs + " ms: " + last);
+                return;
+            }
+            try {
+                Thread.sleep(waitMs);
+            } catch (InterruptedException e) {
+                return; // close()
+            }
+            waitMs = Math.min(waitMs * 2, MAX_RETRY_MS);
+            FrontendSession fresh;
+            try {
+                fresh = FrontendSession.open(name, socketPath, memory, mapping.gpaBase(), timeoutMs, MAX_QUEUES);
+            } catch (TransportException e) {
+                last = e.getMessage(); // not listening yet, or still starting: try again
+                continue;
+            }
+            if (fresh.backendFeatures != backendFeatures || fresh.queueCount != queueCount) {
+                fresh.close();
+                markBroken("the backend came back with features 0x" + Long.toHexString(fresh.backendFeatures) + " and "
+                        + fresh.queueCount + " queues; it had 0x" + Long.toHexString(backendFeatures) + " and " + queueCount);
+                return;
+            }
+            if (adopt(fresh)) {
+                Listener l = listener;
+                if (l != null) {
+                    l.onReattached();
+                }
+            } else {
+                fresh.close();
+            }
+            return;
+        }
+    }
+
+    /** Makes {@code fresh} the connection, the device in reset state; false if the transport closed or broke meanwhile. */
+    private boolean adopt(FrontendSession fresh) {
+        synchronized (this) { // no protocol step runs while the connection is swapped
+            CallPoller old = poller;
+            FrontendSession previous = session;
+            synchronized (stateLock) {
+                if (closed || broken) {
+                    return false;
+                }
+            }
+            old.close(); // joins the old interrupt thread, which no longer watches anything useful
+            previous.close();
+            Arrays.fill(queues, null);
+            needsReset = false;
+            driverFeatures = 0;
+            config = null;
+            status = 0;
+            session = fresh;
+            poller = startPoller(fresh);
+            synchronized (stateLock) {
+                if (closed || broken) {
+                    return true; // close() or markBroken() takes the fresh session down
+                }
+                detached = false;
+                detachedReason = "";
+            }
+            return true;
+        }
+    }
+
+    /**
+     * A queue's err eventfd fired: the backend found the queue unusable (a bad descriptor, say). The
+     * device needs a reset, which it announces as a configuration change (VIRTIO 1.2 §2.1.2).
+     */
+    private void queueError(int queue) {
+        if (broken || detached || closed || needsReset || (status & DeviceStatus.DRIVER_OK) == 0) {
+            return; // nothing runs (a late signal from before a reset), or already reported
+        }
+        VhostUserLog.warn(name + ": the backend reported an error on queue " + queue + "; the device needs a reset");
+        needsReset = true;
+        Listener l = listener;
+        if (l != null) {
+            l.onConfigChange();
+        }
+    }
+
     private void deliverUsedBuffers() {
         Listener l = listener;
-        if (l != null && !broken) {
+        if (l != null && !broken && !detached) {
             l.onUsedBuffers();
         }
     }
 
     // ---------------------------------------------------------------- DriverTransport
 
-    /**
-     * vhost-user carries control as request/reply messages and notifications as eventfds, the
-     * shape of msgq-mmio; {@link TransportKind} has no vhost-user constant yet.
-     *
-     * @return {@link TransportKind#MSGQ_MMIO}
-     */
     @Override
     public TransportKind kind() {
-        return TransportKind.MSGQ_MMIO;
+        return TransportKind.VHOST_USER;
     }
 
     @Override
@@ -274,7 +375,7 @@ public final class VhostUserDriverTransport implements DriverTransport {
 
     @Override
     public int status() {
-        return status;
+        return needsReset ? status | DeviceStatus.DEVICE_NEEDS_RESET : status;
     }
 
     @Override
@@ -284,12 +385,13 @@ public final class VhostUserDriverTransport implements DriverTransport {
             if (next == 0) {
                 stopQueues();
                 status = 0;
+                needsReset = false;
                 return null;
             }
             boolean sent = false;
             if ((next & DeviceStatus.FEATURES_OK) != 0 && (status & DeviceStatus.FEATURES_OK) == 0) {
                 sent = true;
-                if (!set(VhostUserRequest.SET_FEATURES, u64(driverFeatures | (backendFeatures & F_PROTOCOL_FEATURES_BIT)))) {
+                if (!session.set(VhostUserRequest.SET_FEATURES, u64(driverFeatures | (backendFeatures & F_PROTOCOL_FEATURES_BIT)))) {
                     next &= ~(DeviceStatus.FEATURES_OK | DeviceStatus.DRIVER_OK);
                 }
             }
@@ -300,7 +402,7 @@ public final class VhostUserDriverTransport implements DriverTransport {
                 }
             }
             if (sent) {
-                sync();
+                session.sync();
             }
             status = next;
             return null;
@@ -309,43 +411,30 @@ public final class VhostUserDriverTransport implements DriverTransport {
 
     /** DRIVER_OK: starts every queue given to {@link #enableQueue}; false if the backend refused a step. */
     private boolean startQueues() {
+        FrontendSession s = session;
         boolean ok = true;
         for (int q = 0; q < queueCount && ok; q++) {
-            VhostUserQueueSetup s = queues[q];
-            if (s == null) {
+            VhostUserQueueSetup setup = queues[q];
+            if (setup == null) {
                 continue;
             }
-            MemorySegment addr = FrontendMessages.vringAddr(q, uva(s.descAddr()), uva(s.usedAddr()), uva(s.availAddr()));
-            ok = set(VhostUserRequest.SET_VRING_NUM, state(q, s.size()))
-                    && set(VhostUserRequest.SET_VRING_BASE, state(q, 0))
-                    && set(VhostUserRequest.SET_VRING_ADDR, addr)
-                    && set(VhostUserRequest.SET_VRING_KICK, u64(q), kickFds[q])
-                    && set(VhostUserRequest.SET_VRING_CALL, u64(q), callFds[q])
-                    && ((backendFeatures & F_PROTOCOL_FEATURES_BIT) == 0 || set(VhostUserRequest.SET_VRING_ENABLE, state(q, 1)));
-            queues[q] = s.withStarted(true);
+            ok = s.startQueue(q, setup.size(), uva(setup.descAddr()), uva(setup.usedAddr()), uva(setup.availAddr()),
+                    kickFds[q], callFds[q], errFds[q]);
+            queues[q] = setup.withStarted(true);
         }
         return ok;
     }
 
     /** Reset: stops every started queue (SET_VRING_ENABLE 0, then GET_VRING_BASE) and forgets the queues. */
     private void stopQueues() {
+        FrontendSession s = session;
         for (int q = 0; q < queueCount; q++) {
-            VhostUserQueueSetup s = queues[q];
+            VhostUserQueueSetup setup = queues[q];
             queues[q] = null;
-            if (s == null || !s.started()) {
+            if (setup == null || !setup.started()) {
                 continue;
             }
-            if ((backendFeatures & F_PROTOCOL_FEATURES_BIT) != 0) {
-                set(VhostUserRequest.SET_VRING_ENABLE, state(q, 0));
-            }
-            channel.send(VhostUserRequest.GET_VRING_BASE, false, state(q, 0));
-            MemorySegment reply = channel.receive(VhostUserRequest.GET_VRING_BASE, VhostUserVringLayout.STATE_LENGTH);
-            int index = reply.get(ValueLayout.JAVA_INT_UNALIGNED, VhostUserVringLayout.STATE_INDEX_OFFSET);
-            int num = reply.get(ValueLayout.JAVA_INT_UNALIGNED, VhostUserVringLayout.STATE_NUM_OFFSET);
-            if (index != q || Integer.compareUnsigned(num, 0xffff) > 0) {
-                throw new TransportException(name + ": bad reply to GET_VRING_BASE for queue " + q + ": index " + index
-                        + ", num " + Integer.toUnsignedString(num));
-            }
+            s.stopQueue(q);
         }
         driverFeatures = 0;
     }
@@ -382,7 +471,7 @@ public final class VhostUserDriverTransport implements DriverTransport {
     @Override
     public synchronized int configGeneration() {
         return guarded(() -> {
-            byte[] fresh = fetchConfig();
+            byte[] fresh = session.readConfig(configLengthBytes);
             if (config != null && !Arrays.equals(config, fresh)) {
                 configGeneration++;
             }
@@ -391,30 +480,12 @@ public final class VhostUserDriverTransport implements DriverTransport {
         });
     }
 
-    private byte[] fetchConfig() {
-        if (!hasProtocol(VhostUserRequest.PROTOCOL_F_CONFIG)) {
-            throw new TransportException(name + ": the backend does not offer VHOST_USER_PROTOCOL_F_CONFIG");
-        }
-        MemorySegment request = MemorySegment.ofArray(new byte[VhostUserConfigLayout.HEADER_LENGTH + configLengthBytes]);
-        request.set(ValueLayout.JAVA_INT_UNALIGNED, VhostUserConfigLayout.OFFSET_OFFSET, 0);
-        request.set(ValueLayout.JAVA_INT_UNALIGNED, VhostUserConfigLayout.SIZE_OFFSET, configLengthBytes);
-        channel.send(VhostUserRequest.GET_CONFIG, false, request);
-        MemorySegment reply = channel.receive(VhostUserRequest.GET_CONFIG, VhostUserConfigLayout.HEADER_LENGTH + configLengthBytes);
-        int offset = reply.get(ValueLayout.JAVA_INT_UNALIGNED, VhostUserConfigLayout.OFFSET_OFFSET);
-        int size = reply.get(ValueLayout.JAVA_INT_UNALIGNED, VhostUserConfigLayout.SIZE_OFFSET);
-        if (offset != 0 || size != configLengthBytes) {
-            throw new TransportException(name + ": bad reply to GET_CONFIG: offset " + Integer.toUnsignedString(offset)
-                    + ", size " + Integer.toUnsignedString(size));
-        }
-        return reply.asSlice(VhostUserConfigLayout.HEADER_LENGTH).toArray(ValueLayout.JAVA_BYTE);
-    }
-
     @Override
     public synchronized long readConfig(int offset, int sizeBytes) {
         checkConfigAccess(offset, sizeBytes);
         return guarded(() -> {
             if (config == null) {
-                config = fetchConfig();
+                config = session.readConfig(configLengthBytes);
             }
             long value = 0;
             for (int i = sizeBytes - 1; i >= 0; i--) {
@@ -428,18 +499,7 @@ public final class VhostUserDriverTransport implements DriverTransport {
     public synchronized void writeConfig(int offset, int sizeBytes, long value) {
         checkConfigAccess(offset, sizeBytes);
         guarded(() -> {
-            if (!hasProtocol(VhostUserRequest.PROTOCOL_F_CONFIG)) {
-                throw new TransportException(name + ": the backend does not offer VHOST_USER_PROTOCOL_F_CONFIG");
-            }
-            MemorySegment request = MemorySegment.ofArray(new byte[VhostUserConfigLayout.HEADER_LENGTH + sizeBytes]);
-            request.set(ValueLayout.JAVA_INT_UNALIGNED, VhostUserConfigLayout.OFFSET_OFFSET, offset);
-            request.set(ValueLayout.JAVA_INT_UNALIGNED, VhostUserConfigLayout.SIZE_OFFSET, sizeBytes);
-            for (int i = 0; i < sizeBytes; i++) {
-                request.set(ValueLayout.JAVA_BYTE, VhostUserConfigLayout.HEADER_LENGTH + i, (byte) (value >>> (8 * i)));
-            }
-            if (!set(VhostUserRequest.SET_CONFIG, request)) {
-                throw new TransportException(name + ": the backend refused a configuration write at " + offset);
-            }
+            session.writeConfig(offset, sizeBytes, value);
             config = null;
             return null;
         });
@@ -455,7 +515,7 @@ public final class VhostUserDriverTransport implements DriverTransport {
 
     @Override
     public void notifyQueue(int queue) {
-        if (broken || closed || queue < 0 || queue >= queueCount) {
+        if (broken || closed || detached || queue < 0 || queue >= queueCount) {
             return;
         }
         try {
@@ -485,6 +545,11 @@ public final class VhostUserDriverTransport implements DriverTransport {
         return broken || closed;
     }
 
+    @Override
+    public boolean isDetached() {
+        return detached && !broken && !closed;
+    }
+
     /**
      * Why the transport broke.
      *
@@ -494,29 +559,39 @@ public final class VhostUserDriverTransport implements DriverTransport {
         return brokenReason;
     }
 
-    /** Disconnects (the backend sees end of stream and stops its rings) and closes the eventfds. */
+    /** Disconnects (the backend sees end of stream and stops its rings), stops reconnecting and closes the eventfds. */
     @Override
     public void close() {
-        synchronized (this) {
+        synchronized (stateLock) {
             if (closed) {
                 return;
             }
             closed = true;
         }
+        Thread r = reconnector;
+        if (r != null && r != Thread.currentThread()) {
+            r.interrupt();
+            try {
+                r.join(); // at most one handshake's timeouts: it checks closed before adopting
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         poller.close();
-        channel.shutdown();
+        session.channel.shutdown();
         synchronized (this) {
-            channel.close();
+            session.close();
             for (int q = 0; q < queueCount; q++) {
                 Linux.close(kickFds[q]);
                 Linux.close(callFds[q]);
+                Linux.close(errFds[q]);
             }
         }
     }
 
     @Override
     public String toString() {
-        return "VhostUserDriverTransport[" + name + ", " + queueCount + " queues, " + (broken ? "broken: " + brokenReason : "up")
-                + "]";
+        String state = broken ? "broken: " + brokenReason : detached ? "detached: " + detachedReason : closed ? "closed" : "up";
+        return "VhostUserDriverTransport[" + name + ", " + queueCount + " queues, " + state + "]";
     }
 }

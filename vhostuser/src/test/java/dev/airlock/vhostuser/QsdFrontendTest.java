@@ -2,16 +2,11 @@ package dev.airlock.vhostuser;
 
 import dev.airlock.devices.blk.BlkDevice;
 import dev.airlock.devices.blk.BlkIoException;
-import dev.airlock.devices.blk.BlkOptions;
 import dev.airlock.devices.blk.BlockDevice;
-import dev.airlock.devices.blk.BlockDeviceOptions;
-import dev.airlock.memory.GuestAddressSpace;
-import dev.airlock.memory.PrivateMemory;
 import dev.airlock.memory.SharedMemory;
 import dev.airlock.transport.DriverTransport;
 import dev.airlock.transport.TransportException;
 import dev.airlock.transport.VirtioFrontend;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -21,7 +16,6 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 import java.io.IOException;
 import java.io.RandomAccessFile;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -46,79 +40,20 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class QsdFrontendTest {
-    private static final Path QSD = Path.of("/usr/bin/qemu-storage-daemon");
     private static final long IMAGE_BYTES = 64L << 20;
-    /** struct virtio_blk_config up to write_zeroes_may_unmap and its padding (QEMU 7.2). */
-    private static final int BLK_CONFIG_LENGTH = 60;
-    private static final long RAM_GPA = 0;
-    private static final long RAM_BYTES = 32L << 20;
-    /** The block device's I/O area: the first half of RAM; the second half holds buffers of the async tests. */
-    private static final long IO_AREA_BYTES = 16L << 20;
-    private static final long SHARED_GPA = 0x4000_0000L;
-    private static final long SHARED_BYTES = 16L << 20;
+    private static final int BLK_CONFIG_LENGTH = FrontendVm.BLK_CONFIG_LENGTH;
+    private static final long SHARED_GPA = FrontendVm.SHARED_GPA;
     private static final int CHUNK_BYTES = 64 << 10;
 
     @TempDir
     Path dir;
 
-    /** A VM of one block device over vhost-user: private RAM (the I/O area) and one shared region. */
-    private static final class Vm implements AutoCloseable {
-        final PrivateMemory ram = new PrivateMemory("ram", RAM_BYTES);
-        final SharedMemory shared = SharedMemory.create("vu-shared", SHARED_BYTES);
-        final GuestAddressSpace space = new GuestAddressSpace("vu-frontend");
-        final VhostUserDriverTransport transport;
-        final VirtioFrontend frontend;
-        final BlockDevice blk;
-
-        Vm(Path socket) throws IOException {
-            space.add(ram.region(RAM_GPA));
-            space.add(shared.region(SHARED_GPA));
-            transport = VhostUserDriverTransport.connect(socket, BlkDevice.DEVICE_ID, BLK_CONFIG_LENGTH, shared, SHARED_GPA,
-                    Duration.ofSeconds(5));
-            frontend = new VirtioFrontend(transport, space);
-            blk = BlockDevice.open(frontend, space, BlockDeviceOptions.of(RAM_GPA, IO_AREA_BYTES));
-        }
-
-        @Override
-        public void close() {
-            blk.close();
-            frontend.close();
-            shared.close();
-            ram.close();
-        }
-    }
-
     private Path image() throws IOException {
-        Path image = dir.resolve("disk.raw");
-        try (RandomAccessFile f = new RandomAccessFile(image.toFile(), "rw")) {
-            f.setLength(IMAGE_BYTES);
-        }
-        return image;
+        return Qsd.image(dir.resolve("disk.raw"), IMAGE_BYTES);
     }
 
-    private Process startQsd(Path image, Path socket, boolean writable) throws Exception {
-        Assumptions.assumeTrue(Files.isExecutable(QSD), "qemu-storage-daemon is not installed: " + QSD);
-        Process qsd = new ProcessBuilder(QSD.toString(),
-                "--blockdev", "driver=file,node-name=disk0,filename=" + image,
-                "--export", "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=" + socket
-                        + ",writable=" + (writable ? "on" : "off"))
-                .redirectErrorStream(true).redirectOutput(dir.resolve("qsd.log").toFile()).start();
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (!Files.exists(socket)) {
-            if (!qsd.isAlive() || System.nanoTime() > deadline) {
-                qsd.destroyForcibly();
-                throw new AssertionError("qemu-storage-daemon did not listen: " + Files.readString(dir.resolve("qsd.log")));
-            }
-            Thread.sleep(20);
-        }
-        return qsd;
-    }
-
-    private static void stop(Process qsd) throws InterruptedException {
-        qsd.destroy();
-        if (!qsd.waitFor(10, TimeUnit.SECONDS)) {
-            qsd.destroyForcibly().waitFor();
-        }
+    private Qsd startQsd(Path image, Path socket, boolean writable) throws Exception {
+        return Qsd.start(image, socket, writable, dir.resolve("qsd.log"));
     }
 
     /** 16 MiB of random data at random 64 KiB slots, flush, read back; checks the host file too if given. */
@@ -156,14 +91,14 @@ class QsdFrontendTest {
     void shouldWriteAndReadBackThroughQemuStorageDaemon() throws Exception {
         Path image = image();
         Path socket = dir.resolve("qsd.sock");
-        Process qsd = startQsd(image, socket, true);
-        try (Vm vm = new Vm(socket)) {
+        Qsd qsd = startQsd(image, socket, true);
+        try (FrontendVm vm = new FrontendVm(socket)) {
             roundTrip(vm.blk, image);
             assertFalse(vm.transport.isBroken());
             // 512 requests: a lost call notification would cost a 100 ms idle wait each
             assertTrue(vm.blk.missedWakeups() < 10, "missed wake-ups: " + vm.blk.missedWakeups());
         } finally {
-            stop(qsd);
+            qsd.close();
         }
     }
 
@@ -171,15 +106,15 @@ class QsdFrontendTest {
     void shouldReportReadOnlyExport() throws Exception {
         Path image = image();
         Path socket = dir.resolve("qsd-ro.sock");
-        Process qsd = startQsd(image, socket, false);
-        try (Vm vm = new Vm(socket)) {
+        Qsd qsd = startQsd(image, socket, false);
+        try (FrontendVm vm = new FrontendVm(socket)) {
             assertEquals(IMAGE_BYTES / 512, vm.blk.capacitySectors());
             assertTrue(vm.blk.isReadOnly());
             byte[] data = new byte[4096];
             vm.blk.readBytes(0, data, 0, data.length);
             assertThrows(BlkIoException.class, () -> vm.blk.writeBytes(0, data, 0, data.length));
         } finally {
-            stop(qsd);
+            qsd.close();
         }
     }
 
@@ -187,15 +122,15 @@ class QsdFrontendTest {
     void shouldFailTheDeviceWhenQemuStorageDaemonDies() throws Exception {
         Path image = image();
         Path socket = dir.resolve("qsd-kill.sock");
-        Process qsd = startQsd(image, socket, true);
-        try (Vm vm = new Vm(socket)) {
+        Qsd qsd = startQsd(image, socket, true);
+        try (FrontendVm vm = new FrontendVm(socket)) {
             byte[] data = new byte[4096];
             vm.blk.writeBytes(0, data, 0, data.length);
             List<CompletableFuture<Void>> inFlight = new ArrayList<>();
             for (int i = 0; i < 64; i++) {
-                inFlight.add(vm.blk.writeAsync(i * 512L, RAM_GPA + IO_AREA_BYTES, 256 << 10));
+                inFlight.add(vm.blk.writeAsync(i * 512L, FrontendVm.BUFFERS_GPA, 256 << 10));
             }
-            qsd.destroyForcibly().waitFor();
+            qsd.kill();
             CompletableFuture<Void> all = CompletableFuture.allOf(inFlight.toArray(CompletableFuture[]::new));
             try {
                 all.get(10, TimeUnit.SECONDS); // some may have completed before the kill; none may hang
@@ -210,7 +145,7 @@ class QsdFrontendTest {
             assertThrows(IOException.class, () -> vm.blk.writeBytes(0, data, 0, data.length));
             assertTrue(vm.blk.isFailed());
         } finally {
-            stop(qsd);
+            qsd.close();
         }
     }
 
@@ -219,7 +154,7 @@ class QsdFrontendTest {
         Path image = image();
         Path socket = dir.resolve("airlock.sock");
         VhostUserBackend backend = VhostUserBackend.serve(socket, () -> BlkBackendMain.openBlk(image));
-        try (Vm vm = new Vm(socket)) {
+        try (FrontendVm vm = new FrontendVm(socket)) {
             roundTrip(vm.blk, image);
             assertFalse(vm.transport.isBroken());
             // 512 requests: a lost call notification would cost a 100 ms idle wait each
@@ -233,8 +168,8 @@ class QsdFrontendTest {
     void shouldResetAndInitialiseAgain() throws Exception {
         Path image = image();
         Path socket = dir.resolve("qsd-reset.sock");
-        Process qsd = startQsd(image, socket, true);
-        try (Vm vm = new Vm(socket)) {
+        Qsd qsd = startQsd(image, socket, true);
+        try (FrontendVm vm = new FrontendVm(socket)) {
             byte[] data = new byte[CHUNK_BYTES];
             new Random(7).nextBytes(data);
             vm.blk.writeBytes(CHUNK_BYTES, data, 0, data.length);
@@ -244,7 +179,7 @@ class QsdFrontendTest {
             assertArrayEquals(data, back);
             assertFalse(vm.transport.isBroken());
         } finally {
-            stop(qsd);
+            qsd.close();
         }
     }
 

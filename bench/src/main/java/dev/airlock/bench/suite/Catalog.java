@@ -154,7 +154,7 @@ public final class Catalog {
         f.add(new FigureSpec("aeron.rate32", a, "Aeron IPC 32 B message rate", Unit.OPS_PER_SECOND, null, "aeron-rate32"));
         f.add(new FigureSpec("aeron.bulk64k", a, "Aeron IPC 64 KiB throughput", bw, "copy.64k", "aeron-bulk64k"));
 
-        for (TransportKind kind : TransportKind.values()) {
+        for (TransportKind kind : TransportKind.hosted()) {
             for (String mode : MODES) {
                 String p = echoPrefix(kind, mode);
                 String s = echoScenario(kind, mode);
@@ -170,7 +170,7 @@ public final class Catalog {
                         "aeron.bulk64k", s));
             }
         }
-        for (TransportKind kind : TransportKind.values()) {
+        for (TransportKind kind : TransportKind.hosted()) {
             String p = blkPrefix(kind);
             String s = blkScenario(kind);
             String name = "blk " + kind.name().toLowerCase(Locale.ROOT).replace('_', '-');
@@ -189,7 +189,7 @@ public final class Catalog {
      */
     public static List<TargetSpec> targets() {
         List<TargetSpec> t = new ArrayList<>();
-        for (TransportKind kind : TransportKind.values()) {
+        for (TransportKind kind : TransportKind.hosted()) {
             String db = echoPrefix(kind, "doorbell");
             String poll = echoPrefix(kind, "polling");
             String k = kind.name().toLowerCase(Locale.ROOT).replace('_', '-');

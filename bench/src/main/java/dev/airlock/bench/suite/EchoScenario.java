@@ -60,7 +60,7 @@ final class EchoScenario {
         this.polling = scenario.endsWith("-polling");
         this.blk = scenario.startsWith("blk-");
         TransportKind found = null;
-        for (TransportKind k : TransportKind.values()) {
+        for (TransportKind k : TransportKind.hosted()) {
             if (scenario.equals(blk ? Catalog.blkScenario(k) : Catalog.echoScenario(k, polling ? "polling" : "doorbell"))) {
                 found = k;
             }

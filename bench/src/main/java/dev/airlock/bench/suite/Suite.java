@@ -81,12 +81,12 @@ public final class Suite {
         try {
             List<String> scenarios = new ArrayList<>(List.of("copy", "pingpong", "socket-rr", "socket-bulk", "aeron-ping",
                     "aeron-rate32", "aeron-bulk64k"));
-            for (TransportKind kind : TransportKind.values()) {
+            for (TransportKind kind : TransportKind.hosted()) {
                 for (String mode : Catalog.MODES) {
                     scenarios.add(Catalog.echoScenario(kind, mode));
                 }
             }
-            for (TransportKind kind : TransportKind.values()) {
+            for (TransportKind kind : TransportKind.hosted()) {
                 scenarios.add(Catalog.blkScenario(kind));
             }
             for (String scenario : scenarios) {

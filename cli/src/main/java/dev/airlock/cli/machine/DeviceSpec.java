@@ -12,10 +12,12 @@ import java.util.Set;
  * example {@code blk:image=disk.raw,ro}, {@code console:socket=/tmp/c.sock} or {@code rng}. Keys
  * every type takes: {@code slot} (0 to 7), {@code transport} ({@code msgq-mmio} or
  * {@code shmem-doorbell}) and {@code region} (the shared region's size: rings and bounce pool).
+ * These are devices over the hypervisor; a device the VM drives over vhost-user is a
+ * {@link VhostUserDeviceSpec}.
  *
  * @param type        the device type
  * @param slot        the device slot in the pair
- * @param transport   the transport
+ * @param transport   the transport, one of {@link TransportKind#hosted()}
  * @param regionBytes the size of the device's shared region
  * @param options     the type's own options (for blk: image, ro, serial, queues; for console:
  *                    stdio, socket, file)
@@ -23,6 +25,8 @@ import java.util.Set;
 public record DeviceSpec(DeviceType type, int slot, TransportKind transport, long regionBytes, Map<String, String> options) {
     /** Device slots per pair. */
     public static final int MAX_SLOTS = 8;
+    private static final String NOT_HOSTED =
+            "vhost-user is not a hypervisor transport; use vm run --device blk,vhost-user=SOCKET";
 
     /** The device types the CLI can serve. */
     public enum DeviceType {
@@ -55,6 +59,9 @@ public record DeviceSpec(DeviceType type, int slot, TransportKind transport, lon
     public DeviceSpec {
         if (slot < 0 || slot >= MAX_SLOTS) {
             throw new IllegalArgumentException("device slot " + slot + " out of range 0.." + (MAX_SLOTS - 1));
+        }
+        if (!transport.isHosted()) {
+            throw new IllegalArgumentException(NOT_HOSTED);
         }
         if (regionBytes < (256L << 10) || (regionBytes & 4095) != 0) {
             throw new IllegalArgumentException("a device region is at least 256 KiB and a multiple of 4 KiB: " + regionBytes);
@@ -117,13 +124,21 @@ public record DeviceSpec(DeviceType type, int slot, TransportKind transport, lon
      *
      * @param name {@code msgq-mmio} or {@code shmem-doorbell} (any case, '_' or '-')
      * @return the kind
+     * @throws IllegalArgumentException for an unknown name, and for {@code vhost-user}, which is not
+     *         a hypervisor transport ({@link VhostUserDeviceSpec} names such devices)
      */
     public static TransportKind transport(String name) {
+        TransportKind kind;
         try {
-            return TransportKind.valueOf(name.toUpperCase(Locale.ROOT).replace('-', '_'));
+            kind = TransportKind.valueOf(name.toUpperCase(Locale.ROOT).replace('-', '_'));
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("unknown transport '" + name + "' (msgq-mmio, shmem-doorbell)");
+            throw new IllegalArgumentException("unknown transport '" + name + "' ("
+                    + String.join(", ", TransportKind.hosted().stream().map(DeviceSpec::transportName).toList()) + ")");
         }
+        if (!kind.isHosted()) {
+            throw new IllegalArgumentException(NOT_HOSTED);
+        }
+        return kind;
     }
 
     /**

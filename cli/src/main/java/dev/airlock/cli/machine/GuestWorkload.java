@@ -21,12 +21,13 @@ import java.util.concurrent.CompletableFuture;
 import java.util.zip.CRC32C;
 
 /**
- * The demo's guest application, on the driver side of a secondary VM: writes random data to the
+ * The demo's guest application, on the driver side of a secondary VM: writes random data to each
  * block device and reads it back (CRC32C of both), prints a line through the console, reads entropy.
  * Every buffer lives in the VM's private RAM and is bounced through the device's pool.
  *
  * <p>Private RAM layout from {@code ramGpa}: the block device's I/O area (1 MiB), the workload's
- * buffers ({@code depth} chunks), the console's buffers, the entropy source's buffers.
+ * buffers ({@code depth} chunks), the console's buffers, the entropy source's buffers. The block
+ * devices take their turns, one after the other, in the same I/O area and buffers.
  */
 public final class GuestWorkload {
     /** Bytes per block request. */
@@ -65,34 +66,74 @@ public final class GuestWorkload {
     /**
      * A device the guest found.
      *
-     * @param spec     what it is
+     * @param type     its type
+     * @param name     its name in reports, for example {@code blk@0 over msgq-mmio} or
+     *                 {@code blk@vhost-user:vub.sock}
      * @param frontend its frontend, not yet initialised
      */
-    public record GuestDevice(DeviceSpec spec, VirtioFrontend frontend) { }
+    public record GuestDevice(DeviceSpec.DeviceType type, String name, VirtioFrontend frontend) {
+        /**
+         * A device over the hypervisor.
+         *
+         * @param spec     what it is
+         * @param frontend its frontend, not yet initialised
+         */
+        public GuestDevice(DeviceSpec spec, VirtioFrontend frontend) {
+            this(spec.type(), spec.toString(), frontend);
+        }
+
+        @Override
+        public String toString() {
+            return name;
+        }
+    }
+
+    /**
+     * What the workload did on one block device.
+     *
+     * @param device   the device's name
+     * @param written  bytes written (0 if the disk is smaller than one request)
+     * @param writeCrc CRC32C of what was written
+     * @param readCrc  CRC32C of what was read back
+     * @param writeNs  time to write (including generating data) and flush
+     * @param readNs   time to read back (including checksumming)
+     * @param requests block requests completed
+     */
+    public record BlkResult(String device, long written, long writeCrc, long readCrc, long writeNs, long readNs, long requests) {
+        /**
+         * Whether the data came back intact.
+         *
+         * @return nothing written, or the checksums agree
+         */
+        public boolean intact() {
+            return written == 0 || writeCrc == readCrc;
+        }
+    }
 
     /**
      * What the workload did.
      *
-     * @param devices       the devices used
-     * @param blkWritten    bytes written
-     * @param writeCrc      CRC32C of what was written
-     * @param readCrc       CRC32C of what was read back
-     * @param writeNs       time to write (including generating data) and flush
-     * @param readNs        time to read back (including checksumming)
-     * @param blkRequests   block requests completed
-     * @param consoleLine   the line sent through the console, or null
-     * @param entropy       bytes read from the entropy device, or null
-     * @param pools         each device's bounce pool
+     * @param devices     the names of the devices used
+     * @param blk         what happened on each block device, in the order of {@code devices}
+     * @param consoleLine the line sent through the console, or null
+     * @param entropy     bytes read from the entropy device, or null
+     * @param pools       each device's bounce pool
      */
-    public record Result(List<DeviceSpec> devices, long blkWritten, long writeCrc, long readCrc, long writeNs, long readNs,
-                         long blkRequests, String consoleLine, byte[] entropy, List<SwiotlbStats> pools) {
+    public record Result(List<String> devices, List<BlkResult> blk, String consoleLine, byte[] entropy, List<SwiotlbStats> pools) {
+        /** Copies the lists. */
+        public Result {
+            devices = List.copyOf(devices);
+            blk = List.copyOf(blk);
+            pools = List.copyOf(pools);
+        }
+
         /**
          * Whether everything checked out.
          *
-         * @return data intact, entropy not all zero
+         * @return data intact on every block device, entropy not all zero
          */
         public boolean passed() {
-            boolean blkOk = blkWritten == 0 || writeCrc == readCrc;
+            boolean blkOk = blk.stream().allMatch(BlkResult::intact);
             boolean entropyOk = entropy == null || anyNonZero(entropy);
             return blkOk && entropyOk;
         }
@@ -123,12 +164,18 @@ public final class GuestWorkload {
         public List<String> report() {
             List<String> lines = new ArrayList<>();
             lines.add(String.format("  devices           %s", devices));
-            if (blkWritten > 0) {
-                lines.add(String.format("  blk               wrote %s in %d KiB requests, flushed, read it back: %,d requests",
-                        ByteSize.format(blkWritten), CHUNK_BYTES >> 10, blkRequests));
-                lines.add(String.format("  blk CRC32C        written %08x, read %08x%s", writeCrc, readCrc, writeCrc == readCrc ? "" : "  MISMATCH"));
+            for (BlkResult b : blk) {
+                if (b.written() == 0) {
+                    lines.add(String.format("  blk               %s: smaller than one %d KiB request, nothing written", b.device(),
+                            CHUNK_BYTES >> 10));
+                    continue;
+                }
+                lines.add(String.format("  blk               %s: wrote %s in %d KiB requests, flushed, read it back: %,d requests",
+                        b.device(), ByteSize.format(b.written()), CHUNK_BYTES >> 10, b.requests()));
+                lines.add(String.format("  blk CRC32C        written %08x, read %08x%s", b.writeCrc(), b.readCrc(),
+                        b.intact() ? "" : "  MISMATCH"));
                 lines.add(String.format("  blk throughput    write %.0f MiB/s, read %.0f MiB/s (with data generation and checksums)",
-                        mibPerSecond(blkWritten, writeNs), mibPerSecond(blkWritten, readNs)));
+                        mibPerSecond(b.written(), b.writeNs()), mibPerSecond(b.written(), b.readNs())));
             }
             if (consoleLine != null) {
                 lines.add(String.format("  console           sent \"%s\"", consoleLine));
@@ -155,7 +202,8 @@ public final class GuestWorkload {
     }
 
     /**
-     * Runs the workload on whichever of blk, console and rng the guest has.
+     * Runs the workload on whichever of blk, console and rng the guest has: every block device gets
+     * the same data written and read back, one device after the other.
      *
      * @param devices the guest's devices
      * @param space   the VM's address space
@@ -169,20 +217,20 @@ public final class GuestWorkload {
         long buffersGpa = blkIoGpa + BLK_IO_AREA_BYTES;
         long consoleGpa = buffersGpa + (long) options.depth() * CHUNK_BYTES;
         long rngGpa = consoleGpa + Console.RAM_BYTES;
-        long written = 0;
-        long[] crcs = {0, 0};
-        long[] times = {0, 0};
-        long requests = 0;
+        List<BlkResult> blkResults = new ArrayList<>();
         String line = null;
         byte[] entropy = null;
         for (GuestDevice d : devices) {
-            switch (d.spec().type()) {
+            switch (d.type()) {
                 case BLK -> {
                     try (BlockDevice blk = BlockDevice.open(d.frontend(), space,
                             BlockDeviceOptions.of(blkIoGpa, BLK_IO_AREA_BYTES).withQueueDepth(options.depth()))) {
-                        written = Math.min(options.blkBytes(), blk.capacitySectors() * 512 / CHUNK_BYTES * CHUNK_BYTES);
+                        long written = Math.min(options.blkBytes(), blk.capacitySectors() * 512 / CHUNK_BYTES * CHUNK_BYTES);
+                        long[] crcs = {0, 0};
+                        long[] times = {0, 0};
                         blockRoundTrip(blk, space, buffersGpa, written, options, crcs, times);
-                        requests = blk.completedRequests();
+                        blkResults.add(new BlkResult(d.name(), written, crcs[0], crcs[1], times[0], times[1],
+                                blk.completedRequests()));
                     }
                 }
                 case CONSOLE -> {
@@ -202,8 +250,7 @@ public final class GuestWorkload {
             }
         }
         List<SwiotlbStats> pools = devices.stream().map(d -> d.frontend().pool().stats()).toList();
-        return new Result(devices.stream().map(GuestDevice::spec).toList(), written, crcs[0], crcs[1], times[0], times[1], requests,
-                line, entropy, pools);
+        return new Result(devices.stream().map(GuestDevice::name).toList(), blkResults, line, entropy, pools);
     }
 
     /** Writes {@code bytes} of seeded random data in chunks, {@code depth} in flight, flushes, reads back. */

@@ -50,6 +50,18 @@ class DeviceSpecTest {
     }
 
     @Test
+    void rejectsVhostUserAsAHypervisorTransport() {
+        String hint = "vhost-user is not a hypervisor transport; use vm run --device blk,vhost-user=SOCKET";
+        assertEquals(hint, assertThrows(IllegalArgumentException.class,
+                () -> DeviceSpec.parse("blk:image=d.raw,transport=vhost-user", 0, TransportKind.MSGQ_MMIO)).getMessage());
+        assertEquals(hint, assertThrows(IllegalArgumentException.class, () -> DeviceSpec.transport("vhost-user")).getMessage());
+        assertEquals(hint, assertThrows(IllegalArgumentException.class,
+                () -> DeviceSpec.parse("rng", 0, TransportKind.VHOST_USER)).getMessage(), "nor as the default transport");
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> DeviceSpec.transport("pigeon")).getMessage()
+                .contains("(msgq-mmio, shmem-doorbell)"));
+    }
+
+    @Test
     void shouldParseAndFormatSizes() {
         assertEquals(4096, ByteSize.parse("4096"));
         assertEquals(64L << 10, ByteSize.parse("64K"));

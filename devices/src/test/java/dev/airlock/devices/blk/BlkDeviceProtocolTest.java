@@ -73,7 +73,7 @@ class BlkDeviceProtocolTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldOfferTheBlockFeaturesAndConfiguration(TransportKind kind) throws Exception {
         VirtioFrontend fe = raw(kind, BlkOptions.builder(BlkHarness.image(dir, "d.img", 3 << 20, 0)).numQueues(2).segMax(9)
                 .sizeMax(8192).blkSize(4096), BlkDriverLoop.SUPPORTED_FEATURES);
@@ -95,7 +95,7 @@ class BlkDeviceProtocolTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldAnswerAnUnknownTypeWithUnsuppAndKeepRunning(TransportKind kind) throws Exception {
         VirtioFrontend fe = raw(kind, BlkOptions.builder(BlkHarness.image(dir, "d.img", 1 << 20, 0)), RING);
         ScatterGather sg = new ScatterGather(2).out(header(h, 0, 77, 0), 16).in(64, 1);
@@ -113,7 +113,7 @@ class BlkDeviceProtocolTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldSetNeedsResetForAChainWithoutAStatusByte(TransportKind kind) throws Exception {
         VirtioFrontend fe = raw(kind, BlkOptions.builder(BlkHarness.image(dir, "d.img", 1 << 20, 0)), RING);
         Semaphore changed = new Semaphore(0);

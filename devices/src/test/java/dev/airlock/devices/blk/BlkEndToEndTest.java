@@ -52,7 +52,7 @@ class BlkEndToEndTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldReadBackWhatWasWrittenThroughGuestRamAndStaging(TransportKind kind) throws IOException {
         BlkDevice backend = device(image(0).serial("airlock-disk-0001"));
         BlockDevice blk = h.open(kind, backend);
@@ -81,7 +81,7 @@ class BlkEndToEndTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldFlushAndCountRequestsPerType(TransportKind kind) throws IOException {
         BlkDevice backend = device(image(0));
         BlockDevice blk = h.open(kind, backend);
@@ -95,7 +95,7 @@ class BlkEndToEndTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldRefuseWritesOnAReadOnlyDevice(TransportKind kind) throws IOException {
         BlkDevice backend = device(image(7).readOnly(true));
         BlockDevice blk = h.open(kind, backend);
@@ -113,7 +113,7 @@ class BlkEndToEndTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldFailRequestsPastTheCapacityWithIoErr(TransportKind kind) throws IOException {
         BlkDevice backend = device(image(0));
         BlockDevice blk = h.open(kind, backend);
@@ -129,7 +129,7 @@ class BlkEndToEndTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldUseSeveralQueuesWhenOffered(TransportKind kind) throws Exception {
         BlkDevice backend = device(image(0).numQueues(3));
         BlockDevice blk = h.open(kind, backend);
@@ -149,7 +149,7 @@ class BlkEndToEndTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldDiscardIntoHolesAndWriteZeroes(TransportKind kind) throws IOException {
         BlkDevice backend = device(image(9));
         BlockDevice blk = h.open(kind, backend);
@@ -180,7 +180,7 @@ class BlkEndToEndTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldQueueRequestsBeyondTheDepthInsteadOfFailing(TransportKind kind) throws Exception {
         BlkDevice backend = device(image(0));
         BlockDevice blk = h.open(kind, backend, BlockDeviceOptions.of(BlkHarness.IO_AREA_GPA, BlkHarness.IO_AREA_BYTES)
@@ -200,7 +200,7 @@ class BlkEndToEndTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldWaitForBouncePoolSpaceRatherThanFail(TransportKind kind) throws Exception {
         long imageBytes = 32L << 20;
         BlkDevice backend = BlkDevice.open(BlkOptions.builder(BlkHarness.image(dir, "big.img", imageBytes, 0)).build());

@@ -101,7 +101,7 @@ class BlkIntegrityProperties {
 
     private void run(long seed, boolean faults) throws Exception {
         Random rnd = new Random(seed);
-        TransportKind kind = TransportKind.values()[(int) Math.floorMod(seed, TransportKind.values().length)];
+        TransportKind kind = TransportKind.hosted().get((int) Math.floorMod(seed, TransportKind.hosted().size()));
         int sectors = 512 + rnd.nextInt(1536);
         int threads = 1 + rnd.nextInt(4);
         Path image = BlkHarness.image(dir, "disk.img", (long) sectors * SECTOR, seed | 1);

@@ -107,7 +107,7 @@ class BlkRecoveryTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldRecoverAutomaticallyAndResubmitWhatWasInFlight(TransportKind kind) throws Exception {
         BlkHarness.Faultable model = faultable();
         BlockDevice blk = open(kind, model, BlockDeviceOptions.FailurePolicy.RECOVER);
@@ -125,7 +125,7 @@ class BlkRecoveryTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldHoldRequestsUntilRecoverIsCalled(TransportKind kind) throws Exception {
         BlkHarness.Faultable model = faultable();
         BlockDevice blk = open(kind, model, BlockDeviceOptions.FailurePolicy.HOLD);
@@ -148,7 +148,7 @@ class BlkRecoveryTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldFailPendingRequestsThenWorkAgainAfterRecover(TransportKind kind) throws Exception {
         BlkHarness.Faultable model = faultable();
         BlockDevice blk = open(kind, model, BlockDeviceOptions.FailurePolicy.FAIL);
@@ -171,7 +171,7 @@ class BlkRecoveryTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldFailPendingRequestsOnClose(TransportKind kind) throws Exception {
         BlkHarness.Faultable model = faultable();
         BlockDevice blk = open(kind, model, BlockDeviceOptions.FailurePolicy.HOLD);
@@ -187,7 +187,7 @@ class BlkRecoveryTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldFailPendingRequestsWhenTheTransportBreaksEvenUnderHold(TransportKind kind) throws Exception {
         BlkHarness.Faultable model = faultable();
         BlockDevice blk = open(kind, model, BlockDeviceOptions.FailurePolicy.HOLD);
@@ -203,7 +203,7 @@ class BlkRecoveryTest {
     }
 
     @ParameterizedTest
-    @EnumSource(TransportKind.class)
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldFailRequestsInsteadOfHangingWhenTheBackendIsClosedWhileServed(TransportKind kind) throws Exception {
         BlkHarness.Faultable model = faultable();
         BlockDevice blk = open(kind, model, BlockDeviceOptions.FailurePolicy.RECOVER);
