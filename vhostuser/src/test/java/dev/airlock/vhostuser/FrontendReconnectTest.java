@@ -90,7 +90,7 @@ class FrontendReconnectTest {
     }
 
     @Test
-    void shouldVerifyRandomConcurrentIoOverOneGibibyteThroughQemuStorageDaemon() throws Exception {
+    void shouldVerifyRandomConcurrentIoOverOneGibibyteOnTwoQueuesThroughQemuStorageDaemon() throws Exception {
         Path image = Qsd.image(dir.resolve("disk.raw"), 1L << 30);
         Path socket = dir.resolve("qsd.sock");
         try (Qsd qsd = Qsd.start(image, socket, true, dir.resolve("qsd.log"));

@@ -32,15 +32,17 @@ final class Qsd implements AutoCloseable {
     /**
      * Starts qsd and waits until it listens; a stale socket file (left by a killed daemon) is removed first.
      *
-     * @param log where its output goes (appended)
+     * @param log          where its output goes (appended)
+     * @param exportOptions more options of the export, each {@code ,key=value}
      */
-    static Qsd start(Path image, Path socket, boolean writable, Path log) throws IOException, InterruptedException {
+    static Qsd start(Path image, Path socket, boolean writable, Path log, String... exportOptions)
+            throws IOException, InterruptedException {
         Assumptions.assumeTrue(Files.isExecutable(BINARY), "qemu-storage-daemon is not installed: " + BINARY);
         Files.deleteIfExists(socket);
         Process p = new ProcessBuilder(BINARY.toString(),
                 "--blockdev", "driver=file,node-name=disk0,filename=" + image,
                 "--export", "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=" + socket
-                        + ",writable=" + (writable ? "on" : "off"))
+                        + ",writable=" + (writable ? "on" : "off") + String.join("", exportOptions))
                 .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).start();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (!Files.exists(socket)) {

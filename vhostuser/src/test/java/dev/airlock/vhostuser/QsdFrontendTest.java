@@ -2,6 +2,7 @@ package dev.airlock.vhostuser;
 
 import dev.airlock.devices.blk.BlkDevice;
 import dev.airlock.devices.blk.BlkIoException;
+import dev.airlock.devices.blk.BlkRequestLayout;
 import dev.airlock.devices.blk.BlockDevice;
 import dev.airlock.memory.SharedMemory;
 import dev.airlock.transport.DriverTransport;
@@ -112,7 +113,9 @@ class QsdFrontendTest {
             assertTrue(vm.blk.isReadOnly());
             byte[] data = new byte[4096];
             vm.blk.readBytes(0, data, 0, data.length);
-            assertThrows(BlkIoException.class, () -> vm.blk.writeBytes(0, data, 0, data.length));
+            BlkIoException refused = assertThrows(BlkIoException.class, () -> vm.blk.writeBytes(0, data, 0, data.length));
+            // refused by the device (qsd), not by the driver: VIRTIO 1.2 §5.2.6.1 says IOERR for a write to a read-only device
+            assertEquals(BlkRequestLayout.VIRTIO_BLK_S_IOERR, refused.status());
         } finally {
             qsd.close();
         }
