@@ -7,6 +7,7 @@
 module dev.airlock.bench {
     requires dev.airlock.devices;
     requires dev.airlock.transport;
+    requires dev.airlock.vhostuser;
     requires info.picocli;
     requires io.aeron.all;
     requires java.logging;
