@@ -57,6 +57,8 @@ final class BlkDriverLoop implements Runnable {
     private final AtomicLong recoveries = new AtomicLong();
     private final AtomicLong missedWakeups = new AtomicLong();
     private volatile boolean configChanged;
+    /** The transport reported a detach (backend gone); a failure seen after it is that detach, not the policy's business. */
+    private volatile boolean detachSeen;
     private volatile boolean closing;
     private volatile State state = State.RUNNING;
     private volatile BlockDeviceInfo info;
@@ -80,6 +82,19 @@ final class BlkDriverLoop implements Runnable {
             @Override
             public void onConfigChange() {
                 configChanged = true;
+                wake.release();
+            }
+
+            @Override
+            public void onBroken() {
+                if (frontend.transport().isDetached()) {
+                    detachSeen = true; // even if a new backend attaches before the loop looks
+                }
+                wake.release();
+            }
+
+            @Override
+            public void onReattached() {
                 wake.release();
             }
         });
@@ -315,7 +330,8 @@ final class BlkDriverLoop implements Runnable {
     }
 
     private void onFailure() {
-        if (frontend.transport().isDetached()) {
+        if (frontend.transport().isDetached() || detachSeen) {
+            detachSeen = false;
             state = State.DETACHED; // the backend process is gone: keep everything until a new one attaches
             return;
         }
@@ -364,6 +380,7 @@ final class BlkDriverLoop implements Runnable {
      * re-initialises, and puts those requests first in line in their original order.
      */
     private void recoverNow() {
+        detachSeen = false; // whatever detached, this reset starts from the device as it is now
         frontend.transport().writeStatus(0);
         if (frontend.status() != 0) {
             throw new TransportException(frontend.transport().name() + ": status not 0 after reset");
