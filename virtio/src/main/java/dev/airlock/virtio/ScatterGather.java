@@ -9,6 +9,12 @@ import java.util.Arrays;
  * §2.7.4 requires. Build one per thread and {@link #clear()} it between requests: once its arrays
  * have grown to the largest request, it allocates nothing.
  *
+ * <p>A buffer may also be given <em>premapped</em> ({@link #outMapped}, {@link #inMapped}): its
+ * address is already a DMA address the device can use, typically inside a coherent buffer the driver
+ * allocated from the same DMA operations ({@code DmaOps.allocCoherent}), so the queue neither maps
+ * nor unmaps it (Linux's premapped virtqueue buffers). Small control structures that live there
+ * (a request header, a status byte) cost no bounce.
+ *
  * <p>Not thread-safe.
  */
 public final class ScatterGather {
@@ -17,8 +23,10 @@ public final class ScatterGather {
 
     private long[] outGpa;
     private long[] outLength;
+    private boolean[] outMapped;
     private long[] inGpa;
     private long[] inLength;
+    private boolean[] inMapped;
     private int outCount;
     private int inCount;
     private long outBytes;
@@ -33,8 +41,10 @@ public final class ScatterGather {
         int capacity = Math.max(1, initialCapacity);
         outGpa = new long[capacity];
         outLength = new long[capacity];
+        outMapped = new boolean[capacity];
         inGpa = new long[capacity];
         inLength = new long[capacity];
+        inMapped = new boolean[capacity];
     }
 
     /**
@@ -59,13 +69,31 @@ public final class ScatterGather {
      * @throws IllegalArgumentException for a bad length or a total reaching 2^32
      */
     public ScatterGather out(long gpa, long lengthBytes) {
+        return addOut(gpa, lengthBytes, false);
+    }
+
+    /**
+     * Adds a premapped buffer the device reads: the queue puts {@code dmaAddr} in the descriptor as it is.
+     *
+     * @param dmaAddr     a DMA address the device can read, for example inside a coherent buffer
+     * @param lengthBytes its length, 1 to 2^32 - 1
+     * @return this
+     * @throws IllegalArgumentException for a bad length or a total reaching 2^32
+     */
+    public ScatterGather outMapped(long dmaAddr, long lengthBytes) {
+        return addOut(dmaAddr, lengthBytes, true);
+    }
+
+    private ScatterGather addOut(long addr, long lengthBytes, boolean mapped) {
         checkLength(lengthBytes);
         if (outCount == outGpa.length) {
             outGpa = Arrays.copyOf(outGpa, outCount * 2);
             outLength = Arrays.copyOf(outLength, outCount * 2);
+            outMapped = Arrays.copyOf(outMapped, outCount * 2);
         }
-        outGpa[outCount] = gpa;
+        outGpa[outCount] = addr;
         outLength[outCount] = lengthBytes;
+        outMapped[outCount] = mapped;
         outCount++;
         outBytes += lengthBytes;
         return this;
@@ -80,13 +108,31 @@ public final class ScatterGather {
      * @throws IllegalArgumentException for a bad length or a total reaching 2^32
      */
     public ScatterGather in(long gpa, long lengthBytes) {
+        return addIn(gpa, lengthBytes, false);
+    }
+
+    /**
+     * Adds a premapped buffer the device writes: the queue puts {@code dmaAddr} in the descriptor as it is.
+     *
+     * @param dmaAddr     a DMA address the device can write, for example inside a coherent buffer
+     * @param lengthBytes its length, 1 to 2^32 - 1
+     * @return this
+     * @throws IllegalArgumentException for a bad length or a total reaching 2^32
+     */
+    public ScatterGather inMapped(long dmaAddr, long lengthBytes) {
+        return addIn(dmaAddr, lengthBytes, true);
+    }
+
+    private ScatterGather addIn(long addr, long lengthBytes, boolean mapped) {
         checkLength(lengthBytes);
         if (inCount == inGpa.length) {
             inGpa = Arrays.copyOf(inGpa, inCount * 2);
             inLength = Arrays.copyOf(inLength, inCount * 2);
+            inMapped = Arrays.copyOf(inMapped, inCount * 2);
         }
-        inGpa[inCount] = gpa;
+        inGpa[inCount] = addr;
         inLength[inCount] = lengthBytes;
+        inMapped[inCount] = mapped;
         inCount++;
         inBytes += lengthBytes;
         return this;
@@ -150,7 +196,7 @@ public final class ScatterGather {
      * The address of buffer {@code i} in chain order (out buffers, then in buffers).
      *
      * @param i 0 to {@code count() - 1}
-     * @return its guest-physical address
+     * @return its guest-physical address, or its DMA address if {@link #isPremapped premapped}
      */
     public long gpa(int i) {
         return i < outCount ? outGpa[i] : inGpa[i - outCount];
@@ -174,5 +220,15 @@ public final class ScatterGather {
      */
     public boolean isWritable(int i) {
         return i >= outCount;
+    }
+
+    /**
+     * Whether buffer {@code i} in chain order was given as a DMA address.
+     *
+     * @param i 0 to {@code count() - 1}
+     * @return true if the queue must not map it
+     */
+    public boolean isPremapped(int i) {
+        return i < outCount ? outMapped[i] : inMapped[i - outCount];
     }
 }

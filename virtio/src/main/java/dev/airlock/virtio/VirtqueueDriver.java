@@ -85,6 +85,7 @@ public final class VirtqueueDriver<T> implements AutoCloseable {
     private final long[] descDmaAddr;          // the mapping behind each direct descriptor
     private final long[] descLength;
     private final boolean[] descWritable;
+    private final boolean[] descPremapped; // given as a DMA address: neither mapped nor unmapped here
     private final int[] chainDescCount;        // per head: ring descriptors the chain holds; 0 = not a live head
     private final boolean[] chainIndirect;
     private final long[] chainWritableBytes;
@@ -111,6 +112,7 @@ public final class VirtqueueDriver<T> implements AutoCloseable {
         final long[] dmaAddr;
         final long[] length;
         final boolean[] writable;
+        final boolean[] premapped;
         int count;
 
         IndirectTable(MemorySegment segment, long tableDmaAddr, int capacity) {
@@ -119,6 +121,7 @@ public final class VirtqueueDriver<T> implements AutoCloseable {
             this.dmaAddr = new long[capacity];
             this.length = new long[capacity];
             this.writable = new boolean[capacity];
+            this.premapped = new boolean[capacity];
         }
     }
 
@@ -174,6 +177,7 @@ public final class VirtqueueDriver<T> implements AutoCloseable {
         this.descDmaAddr = new long[queueSize];
         this.descLength = new long[queueSize];
         this.descWritable = new boolean[queueSize];
+        this.descPremapped = new boolean[queueSize];
         this.chainDescCount = new int[queueSize];
         this.chainIndirect = new boolean[queueSize];
         this.chainWritableBytes = new long[queueSize];
@@ -269,13 +273,14 @@ public final class VirtqueueDriver<T> implements AutoCloseable {
         for (int k = 0; k < n; k++) {
             boolean writable = sg.isWritable(k);
             try {
-                descDmaAddr[i] = dma.mapSingle(sg.gpa(k), sg.lengthBytes(k), direction(writable));
+                descDmaAddr[i] = map(sg, k);
             } catch (RuntimeException e) {
                 unmapDirect(head, k);
                 throw e;
             }
             descLength[i] = sg.lengthBytes(k);
             descWritable[i] = writable;
+            descPremapped[i] = sg.isPremapped(k);
             boolean last = k == n - 1;
             writeDesc(desc, i, descDmaAddr[i], descLength[i],
                     (writable ? VIRTQ_DESC_F_WRITE : 0) | (last ? 0 : VIRTQ_DESC_F_NEXT), last ? 0 : descNext[i]);
@@ -292,7 +297,7 @@ public final class VirtqueueDriver<T> implements AutoCloseable {
         for (int k = 0; k < n; k++) {
             boolean writable = sg.isWritable(k);
             try {
-                table.dmaAddr[k] = dma.mapSingle(sg.gpa(k), sg.lengthBytes(k), direction(writable));
+                table.dmaAddr[k] = map(sg, k);
             } catch (RuntimeException e) {
                 table.count = k;
                 unmapIndirect(table);
@@ -300,6 +305,7 @@ public final class VirtqueueDriver<T> implements AutoCloseable {
             }
             table.length[k] = sg.lengthBytes(k);
             table.writable[k] = writable;
+            table.premapped[k] = sg.isPremapped(k);
             boolean last = k == n - 1;
             writeDesc(table.segment, k, table.dmaAddr[k], table.length[k],
                     (writable ? VIRTQ_DESC_F_WRITE : 0) | (last ? 0 : VIRTQ_DESC_F_NEXT), last ? 0 : k + 1);
@@ -463,12 +469,19 @@ public final class VirtqueueDriver<T> implements AutoCloseable {
         return token;
     }
 
+    /** The DMA address of buffer {@code k}: mapped through the DMA ops, or as given if premapped. */
+    private long map(ScatterGather sg, int k) {
+        return sg.isPremapped(k) ? sg.gpa(k) : dma.mapSingle(sg.gpa(k), sg.lengthBytes(k), direction(sg.isWritable(k)));
+    }
+
     /** Unmaps the first {@code count} descriptors of the private chain from {@code head}; returns the last. */
     private int unmapDirect(int head, int count) {
         int i = head;
         int last = head;
         for (int k = 0; k < count; k++) {
-            dma.unmapSingle(descDmaAddr[i], descLength[i], direction(descWritable[i]));
+            if (!descPremapped[i]) {
+                dma.unmapSingle(descDmaAddr[i], descLength[i], direction(descWritable[i]));
+            }
             last = i;
             i = descNext[i];
         }
@@ -477,7 +490,9 @@ public final class VirtqueueDriver<T> implements AutoCloseable {
 
     private void unmapIndirect(IndirectTable table) {
         for (int k = 0; k < table.count; k++) {
-            dma.unmapSingle(table.dmaAddr[k], table.length[k], direction(table.writable[k]));
+            if (!table.premapped[k]) {
+                dma.unmapSingle(table.dmaAddr[k], table.length[k], direction(table.writable[k]));
+            }
         }
         table.count = 0;
     }

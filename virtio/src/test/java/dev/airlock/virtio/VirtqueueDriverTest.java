@@ -185,6 +185,34 @@ class VirtqueueDriverTest {
         assertEquals(SIZE - 2, driver.numFree());
     }
 
+    @org.junit.jupiter.params.ParameterizedTest(name = "indirect={0}")
+    @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
+    void shouldPutPremappedBuffersInTheChainWithoutMappingThem(boolean indirect) {
+        VirtqueueDriver<String> driver = driver(indirect ? INDIRECT : PLAIN);
+        dev.airlock.dma.CoherentBuffer control = bed.dma.allocCoherent(64, 64);
+        long data = bed.allocBuffer();
+        long maps = bed.dma.maps();
+        sg.clear().outMapped(control.dmaAddr(), 16).in(data, 512).inMapped(control.dmaAddr() + 16, 1);
+        assertTrue(driver.add(sg, "a"));
+        assertEquals(maps + 1, bed.dma.maps(), "only the data buffer is mapped");
+        MemorySegment table = bed.deviceView(driver.descAddr(), 3L * VirtqDescLayout.DESC_LENGTH);
+        if (indirect) {
+            table = bed.deviceView((long) VirtqDescLayout.ADDR.get(table, 0L), 3L * VirtqDescLayout.DESC_LENGTH);
+        }
+        long header = (long) VirtqDescLayout.ADDR.get(table, 0L);
+        long status = (long) VirtqDescLayout.ADDR.get(table, 2L * VirtqDescLayout.DESC_LENGTH);
+        assertEquals(control.dmaAddr(), header);
+        assertEquals(control.dmaAddr() + 16, status);
+        assertEquals(1, (int) VirtqDescLayout.LEN.get(table, 2L * VirtqDescLayout.DESC_LENGTH));
+        long unmaps = bed.dma.unmaps();
+        deviceUses(driver, 0, 0, 513, 1);
+        assertEquals(1, driver.reap((token, len) -> completed.add(token), SIZE));
+        assertEquals(List.of("a"), completed);
+        assertEquals(unmaps + 1, bed.dma.unmaps(), "only the data buffer is unmapped");
+        assertEquals(0, bed.dma.liveMappings());
+        bed.dma.freeCoherent(control);
+    }
+
     @Test
     void shouldReturnFalseWhenTheQueueIsFull() {
         VirtqueueDriver<String> driver = driver(PLAIN);

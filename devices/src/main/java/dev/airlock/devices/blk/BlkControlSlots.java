@@ -1,5 +1,6 @@
 package dev.airlock.devices.blk;
 
+import dev.airlock.dma.CoherentBuffer;
 import dev.airlock.virtio.ScatterGather;
 
 import java.lang.foreign.MemorySegment;
@@ -11,8 +12,8 @@ import java.util.List;
 import static dev.airlock.devices.blk.BlockDeviceOptions.CONTROL_SLOT_BYTES;
 
 /**
- * The control slots of a {@link BlockDevice}'s I/O area in private RAM, one per request in a
- * virtqueue, and the requests that hold them. A slot holds what a request needs besides its data:
+ * The control slots of a {@link BlockDevice}, one per request in a virtqueue, and the requests that
+ * hold them. A slot holds what a request needs besides its data:
  *
  * <pre>
  *   0               16    17              32                              64
@@ -20,7 +21,12 @@ import static dev.airlock.devices.blk.BlockDeviceOptions.CONTROL_SLOT_BYTES;
  *   | header (16 B) | st. |   (unused)    | segment (16 B) or id (20 B)   |
  *   +---------------+-----+---------------+-------------------------------+
  * </pre>
- * The bounce DMA ops copy each part to and from the pool. Used by the driver thread only.
+ * The slots live in a coherent buffer from the frontend's DMA ops, that is in the shared region
+ * itself, and go into the chain premapped: only the data is bounced, one pool mapping per data
+ * buffer instead of three per request (Linux's virtio-blk gets the same from a coherent or
+ * unencrypted allocation). The device may read and write a slot while its request is in flight,
+ * so the driver writes a slot before publishing the request and reads the status (and id) once,
+ * after it took the used entry. Used by the driver thread only.
  */
 final class BlkControlSlots {
     private static final int STATUS_OFFSET = 16;
@@ -29,14 +35,17 @@ final class BlkControlSlots {
     private static final byte NO_STATUS = (byte) 0xff;
 
     private final MemorySegment control;
-    private final long controlGpa;
+    private final long controlDmaAddr;
     private final BlkDriverRequest[] holder;
     private final int[] free;
     private int freeCount;
 
-    BlkControlSlots(MemorySegment control, long controlGpa, int count) {
-        this.control = control;
-        this.controlGpa = controlGpa;
+    BlkControlSlots(CoherentBuffer control, int count) {
+        if (control.segment().byteSize() < (long) count * CONTROL_SLOT_BYTES) {
+            throw new IllegalArgumentException("a control area of " + control.segment().byteSize() + " bytes for " + count + " slots");
+        }
+        this.control = control.segment();
+        this.controlDmaAddr = control.dmaAddr();
         this.holder = new BlkDriverRequest[count];
         this.free = new int[count];
         clear();
@@ -66,10 +75,10 @@ final class BlkControlSlots {
         if (r.hasSegment()) {
             BlkRequestLayout.writeSegment(s.asSlice(PAYLOAD_OFFSET), r.sector, (int) r.numSectors, r.segmentFlags);
         }
-        long gpa = controlGpa + (long) slot * CONTROL_SLOT_BYTES;
-        sg.clear().out(gpa, BlkRequestLayout.HEADER_LENGTH);
+        long dma = controlDmaAddr + (long) slot * CONTROL_SLOT_BYTES;
+        sg.clear().outMapped(dma, BlkRequestLayout.HEADER_LENGTH);
         if (r.hasSegment()) {
-            sg.out(gpa + PAYLOAD_OFFSET, BlkRequestLayout.SEGMENT_LENGTH);
+            sg.outMapped(dma + PAYLOAD_OFFSET, BlkRequestLayout.SEGMENT_LENGTH);
         }
         for (int i = 0; i < r.gpas.length; i++) {
             if (r.writesToDevice()) {
@@ -79,9 +88,9 @@ final class BlkControlSlots {
             }
         }
         if (r.type == BlkRequestLayout.VIRTIO_BLK_T_GET_ID) {
-            sg.in(gpa + PAYLOAD_OFFSET, BlkRequestLayout.VIRTIO_BLK_ID_BYTES);
+            sg.inMapped(dma + PAYLOAD_OFFSET, BlkRequestLayout.VIRTIO_BLK_ID_BYTES);
         }
-        sg.in(gpa + STATUS_OFFSET, BlkRequestLayout.STATUS_LENGTH);
+        sg.inMapped(dma + STATUS_OFFSET, BlkRequestLayout.STATUS_LENGTH);
         return slot;
     }
 
@@ -104,7 +113,7 @@ final class BlkControlSlots {
     int complete(BlkDriverRequest r) {
         int slot = r.slot;
         MemorySegment s = slot(slot);
-        int status = s.get(ValueLayout.JAVA_BYTE, STATUS_OFFSET) & 0xff;
+        int status = s.get(ValueLayout.JAVA_BYTE, STATUS_OFFSET) & 0xff; // read once: the device may still write it
         if (r.type == BlkRequestLayout.VIRTIO_BLK_T_GET_ID) {
             r.id = s.asSlice(PAYLOAD_OFFSET, BlkRequestLayout.VIRTIO_BLK_ID_BYTES).toArray(ValueLayout.JAVA_BYTE);
         }

@@ -1,5 +1,6 @@
 package dev.airlock.devices.blk;
 
+import dev.airlock.dma.CoherentBuffer;
 import dev.airlock.dma.DmaMappingException;
 import dev.airlock.swiotlb.SwiotlbFullException;
 import dev.airlock.transport.TransportException;
@@ -30,7 +31,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * turn it takes new requests, checks the device's health, adds as many waiting requests as the queue
  * depth, the descriptors and the bounce pool allow, kicks, and reaps.
  *
- * <p>Each request in a virtqueue holds a control slot of the I/O area ({@link BlkControlSlots}).
+ * <p>Each request in a virtqueue holds a control slot in the shared region ({@link BlkControlSlots}).
  */
 final class BlkDriverLoop implements Runnable {
     static final long SUPPORTED_FEATURES = VirtioFeatures.of(
@@ -68,10 +69,10 @@ final class BlkDriverLoop implements Runnable {
     private int nextQueue;
     private int recoveriesInARow;
 
-    BlkDriverLoop(String name, VirtioFrontend frontend, BlockDeviceOptions options, MemorySegment control) {
+    BlkDriverLoop(String name, VirtioFrontend frontend, BlockDeviceOptions options, CoherentBuffer control) {
         this.frontend = frontend;
         this.options = options;
-        this.slots = new BlkControlSlots(control, options.ioAreaGpa(), options.queueDepth());
+        this.slots = new BlkControlSlots(control, options.queueDepth());
         this.thread = Thread.ofPlatform().name("blk-driver:" + name).daemon().unstarted(this);
         frontend.setListener(new VirtioFrontend.Listener() {
             @Override

@@ -1,5 +1,7 @@
 package dev.airlock.devices.blk;
 
+import dev.airlock.dma.CoherentBuffer;
+import dev.airlock.dma.DmaMappingException;
 import dev.airlock.memory.GuestAddressSpace;
 import dev.airlock.memory.RegionKind;
 import dev.airlock.memory.UnmappedAddressException;
@@ -27,8 +29,10 @@ import static dev.airlock.devices.blk.BlkRequestLayout.SECTOR_SIZE;
  *
  * <p><b>Buffers.</b> The guest-RAM methods take buffers in the VM's private RAM by guest-physical
  * address; the frontend's bounce DMA ops copy them through the pool in the shared region. The
- * {@code byte[]} and {@link MemorySegment} methods copy through a staging area in the I/O area
- * ({@link BlockDeviceOptions}), so any Java memory works.
+ * {@code byte[]} and {@link MemorySegment} methods copy through a staging area, the I/O area
+ * ({@link BlockDeviceOptions}), so any Java memory works. Each request's header and status live in
+ * a control slot in the shared region (a coherent buffer of the frontend's pool, 64 bytes per
+ * request of the queue depth), so only data is bounced.
  *
  * <p><b>Requests.</b> Offsets and lengths are in 512-byte sectors or multiples of 512 bytes. A call
  * larger than one virtio request is split (by size_max, seg_max, the bounce pool's largest mapping
@@ -53,15 +57,17 @@ public final class BlockDevice implements AutoCloseable {
     private final BlkDriverLoop loop;
     private final MemorySegment staging;
     private final long stagingGpa;
+    private final CoherentBuffer control;
+    private final java.util.concurrent.atomic.AtomicBoolean controlFreed = new java.util.concurrent.atomic.AtomicBoolean();
     private final long chunkBytes;
     private final BlockingQueue<Long> freeChunks;
 
-    private BlockDevice(VirtioFrontend frontend, BlockDeviceOptions options, MemorySegment ioArea) {
+    private BlockDevice(VirtioFrontend frontend, BlockDeviceOptions options, MemorySegment ioArea, CoherentBuffer control) {
         this.frontend = frontend;
-        long controlBytes = (long) options.queueDepth() * BlockDeviceOptions.CONTROL_SLOT_BYTES;
-        this.loop = new BlkDriverLoop(frontend.transport().name(), frontend, options, ioArea.asSlice(0, controlBytes));
-        this.staging = ioArea.asSlice(controlBytes);
-        this.stagingGpa = options.ioAreaGpa() + controlBytes;
+        this.control = control;
+        this.loop = new BlkDriverLoop(frontend.transport().name(), frontend, options, control);
+        this.staging = ioArea;
+        this.stagingGpa = options.ioAreaGpa();
         long stagingBytes = options.stagingBytes();
         long chunk = Math.min(options.maxRequestBytes(), Math.max(BlockDeviceOptions.MIN_STAGING_BYTES, stagingBytes / 4));
         this.chunkBytes = chunk & -(long) SECTOR_SIZE;
@@ -93,7 +99,15 @@ public final class BlockDevice implements AutoCloseable {
         } catch (UnmappedAddressException e) {
             throw new IllegalArgumentException("the I/O area must be private RAM of the driver: " + e.getMessage(), e);
         }
-        BlockDevice device = new BlockDevice(frontend, options, ioArea);
+        long controlBytes = (long) options.queueDepth() * BlockDeviceOptions.CONTROL_SLOT_BYTES;
+        CoherentBuffer control;
+        try {
+            control = frontend.dma().allocCoherent(controlBytes, BlockDeviceOptions.CONTROL_SLOT_BYTES);
+        } catch (DmaMappingException e) {
+            throw new BlkDeviceFailedException("no room in the bounce pool of " + frontend.transport().name() + " for "
+                    + controlBytes + " bytes of control slots (queue depth " + options.queueDepth() + "): " + e.getMessage(), e);
+        }
+        BlockDevice device = new BlockDevice(frontend, options, ioArea, control);
         try {
             device.loop.initialize();
         } catch (TransportException e) {
@@ -455,6 +469,13 @@ public final class BlockDevice implements AutoCloseable {
     @Override
     public void close() {
         loop.close();
+        if (controlFreed.compareAndSet(false, true)) {
+            try {
+                frontend.dma().freeCoherent(control);
+            } catch (RuntimeException e) {
+                // the frontend was closed first: its pool, and the control slots with it, are gone already
+            }
+        }
     }
 
     @Override

@@ -7,9 +7,10 @@ import dev.airlock.transport.DoorbellFlagsLayout;
  * {@code with...} methods.
  *
  * <p>The <b>I/O area</b> is a range of the driver VM's private RAM that the block device owns for as
- * long as it is open: per request in flight a 64-byte control slot (header, status, discard segment,
- * id), and after the slots a staging area through which the {@code byte[]} and
- * {@link java.lang.foreign.MemorySegment} methods copy. It must hold the slots plus at least 4 KiB.
+ * long as it is open: the staging area through which the {@code byte[]} and
+ * {@link java.lang.foreign.MemorySegment} methods copy, at least 4 KiB. Besides it, the block
+ * device takes {@link #CONTROL_SLOT_BYTES} of the frontend's bounce pool per request of the queue
+ * depth, for the requests' headers and statuses.
  *
  * @param ioAreaGpa       where the I/O area starts in the driver's private RAM
  * @param ioAreaBytes     its length
@@ -24,7 +25,7 @@ import dev.airlock.transport.DoorbellFlagsLayout;
  */
 public record BlockDeviceOptions(long ioAreaGpa, long ioAreaBytes, int queueDepth, int queueSize, int maxQueues,
                                  int maxRequestBytes, FailurePolicy failurePolicy, int maxRecoveries) {
-    /** Bytes of I/O area per request in flight. */
+    /** Bytes of the bounce pool (shared region) per request of the queue depth: header, status, discard segment, id. */
     public static final int CONTROL_SLOT_BYTES = 64;
     /** The least staging area. */
     public static final int MIN_STAGING_BYTES = 4096;
@@ -67,10 +68,9 @@ public record BlockDeviceOptions(long ioAreaGpa, long ioAreaBytes, int queueDept
         if (maxRecoveries < 0) {
             throw new IllegalArgumentException("maxRecoveries must not be negative: " + maxRecoveries);
         }
-        long least = (long) queueDepth * CONTROL_SLOT_BYTES + MIN_STAGING_BYTES;
-        if (ioAreaBytes < least || ioAreaGpa < 0 || ioAreaGpa % CONTROL_SLOT_BYTES != 0) {
-            throw new IllegalArgumentException("the I/O area must start 64-byte aligned and hold " + least + " bytes for queue depth "
-                    + queueDepth + ": 0x" + Long.toHexString(ioAreaGpa) + " + " + ioAreaBytes);
+        if (ioAreaBytes < MIN_STAGING_BYTES || ioAreaGpa < 0 || ioAreaGpa % 64 != 0) {
+            throw new IllegalArgumentException("the I/O area must start 64-byte aligned and hold at least " + MIN_STAGING_BYTES
+                    + " bytes: 0x" + Long.toHexString(ioAreaGpa) + " + " + ioAreaBytes);
         }
     }
 
@@ -79,7 +79,7 @@ public record BlockDeviceOptions(long ioAreaGpa, long ioAreaBytes, int queueDept
      * request, {@link FailurePolicy#RECOVER} up to 3 times in a row.
      *
      * @param ioAreaGpa   where the I/O area starts (64-byte aligned)
-     * @param ioAreaBytes its length, at least 64 * 64 + 4096
+     * @param ioAreaBytes its length, at least 4096
      * @return the options
      */
     public static BlockDeviceOptions of(long ioAreaGpa, long ioAreaBytes) {
@@ -138,11 +138,11 @@ public record BlockDeviceOptions(long ioAreaGpa, long ioAreaBytes, int queueDept
     }
 
     /**
-     * The bytes of staging area after the control slots.
+     * The bytes of staging area: the whole I/O area.
      *
      * @return bytes
      */
     public long stagingBytes() {
-        return ioAreaBytes - (long) queueDepth * CONTROL_SLOT_BYTES;
+        return ioAreaBytes;
     }
 }
