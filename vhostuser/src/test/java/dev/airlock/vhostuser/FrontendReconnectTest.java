@@ -1,6 +1,9 @@
 package dev.airlock.vhostuser;
 
 import dev.airlock.devices.blk.BlkDeviceFailedException;
+import dev.airlock.transport.DeviceContext;
+import dev.airlock.transport.VirtioDeviceModel;
+import dev.airlock.virtio.VirtqueueDevice;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -13,6 +16,7 @@ import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -180,6 +184,98 @@ class FrontendReconnectTest {
             assertFalse(vm.transport.isDetached());
         } finally {
             qsd.close();
+        }
+    }
+
+    /** A blk model that takes requests and never completes one: a backend that only ever goes away. */
+    private static final class BlackHole implements VirtioDeviceModel, AutoCloseable {
+        private final dev.airlock.devices.blk.BlkDevice blk;
+
+        BlackHole(dev.airlock.devices.blk.BlkDevice blk) {
+            this.blk = blk;
+        }
+
+        @Override
+        public int deviceId() {
+            return blk.deviceId();
+        }
+
+        @Override
+        public long deviceFeatures() {
+            return blk.deviceFeatures();
+        }
+
+        @Override
+        public int queueCount() {
+            return blk.queueCount();
+        }
+
+        @Override
+        public int maxQueueSize(int queue) {
+            return blk.maxQueueSize(queue);
+        }
+
+        @Override
+        public int configSizeBytes() {
+            return blk.configSizeBytes();
+        }
+
+        @Override
+        public long readConfig(int offset, int sizeBytes) {
+            return blk.readConfig(offset, sizeBytes);
+        }
+
+        @Override
+        public boolean writeConfig(int offset, int sizeBytes, long value) {
+            return blk.writeConfig(offset, sizeBytes, value);
+        }
+
+        @Override
+        public void activate(DeviceContext context, long negotiatedFeatures, List<VirtqueueDevice> queues) {
+        }
+
+        @Override
+        public void queueNotified(int queue) {
+        }
+
+        @Override
+        public void reset() {
+        }
+
+        @Override
+        public void close() throws Exception {
+            blk.close();
+        }
+    }
+
+    @Test
+    void rejectsABackendThatKeepsGoingAwayWithoutCompletingAnything() throws Exception {
+        Path image = Qsd.image(dir.resolve("disk.raw"), 16L << 20);
+        Path socket = dir.resolve("flaky.sock");
+        VhostUserBackend backend = VhostUserBackend.serve(socket, () -> new BlackHole(BlkBackendMain.openBlk(image)));
+        try (FrontendVm vm = new FrontendVm(socket, Duration.ofSeconds(10), DEPTH)) {
+            CompletableFuture<Void> read = vm.blk.readAsync(0, FrontendVm.BUFFERS_GPA, 4096);
+            int restarts = 0;
+            while (!read.isDone() && restarts < 10) {
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while ((vm.transport.isDetached() || (vm.transport.status() & dev.airlock.virtio.DeviceStatus.DRIVER_OK) == 0)
+                        && !read.isDone() && System.nanoTime() < deadline) {
+                    Thread.sleep(5); // until the driver has set the device up again and resubmitted
+                }
+                Thread.sleep(50);
+                if (read.isDone()) {
+                    break;
+                }
+                backend.close();
+                backend = VhostUserBackend.serve(socket, () -> new BlackHole(BlkBackendMain.openBlk(image)));
+                restarts++;
+            }
+            ExecutionException e = assertThrows(ExecutionException.class, () -> read.get(10, TimeUnit.SECONDS));
+            assertTrue(e.getCause().getMessage().contains("went away 4 times in a row without completing a request"),
+                    e.getCause().getMessage());
+            assertEquals(4, restarts, "the driver gave up after maxRecoveries (3) reattaches");
+        } finally {
+            backend.close();
         }
     }
 

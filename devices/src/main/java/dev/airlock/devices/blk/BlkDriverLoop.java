@@ -364,8 +364,21 @@ final class BlkDriverLoop implements Runnable {
         }
     }
 
-    /** A new backend attached: re-initialise the device and resubmit what was in flight. */
+    /**
+     * A new backend attached: re-initialise the device and resubmit what was in flight. A backend
+     * that keeps going away before completing anything (one that hangs up after each handshake,
+     * say) would cycle forever; after {@code maxRecoveries} reattaches in a row with requests
+     * pending and none completed, the requests fail instead.
+     */
     private void reattach() {
+        if (slots.inUse() > 0 || !waiting.isEmpty()) {
+            if (recoveriesInARow >= options.maxRecoveries()) {
+                failAll(new BlkDeviceFailedException("the device's backend went away " + (recoveriesInARow + 1)
+                        + " times in a row without completing a request", failure));
+                return;
+            }
+            recoveriesInARow++; // cleared by the next completion
+        }
         try {
             recoverNow();
         } catch (TransportException e) {
