@@ -9,6 +9,7 @@ import dev.airlock.memory.SharedMemory;
 import dev.airlock.transport.VirtioFrontend;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.time.Duration;
 
@@ -49,12 +50,28 @@ final class FrontendVm implements AutoCloseable {
      * @param queueDepth   the block device's queue depth
      */
     FrontendVm(Path socket, Duration reconnectFor, int queueDepth) throws IOException {
+        this(socket, Duration.ofSeconds(5), reconnectFor, BlockDeviceOptions.of(RAM_GPA, IO_AREA_BYTES).withQueueDepth(queueDepth));
+    }
+
+    /**
+     * Connects.
+     *
+     * @param timeout      the transport's reply timeout
+     * @param reconnectFor how long the transport tries to reconnect after losing the backend
+     * @param options      the block device's options (the I/O area within the first {@link #IO_AREA_BYTES} of RAM)
+     */
+    FrontendVm(Path socket, Duration timeout, Duration reconnectFor, BlockDeviceOptions options) throws IOException {
         space.add(ram.region(RAM_GPA));
         space.add(shared.region(SHARED_GPA));
         transport = VhostUserDriverTransport.connect(socket, BlkDevice.DEVICE_ID, BLK_CONFIG_LENGTH, shared, SHARED_GPA,
-                Duration.ofSeconds(5), reconnectFor);
+                timeout, reconnectFor);
         frontend = new VirtioFrontend(transport, space);
-        blk = BlockDevice.open(frontend, space, BlockDeviceOptions.of(RAM_GPA, IO_AREA_BYTES).withQueueDepth(queueDepth));
+        blk = BlockDevice.open(frontend, space, options);
+    }
+
+    /** Private RAM at {@code gpa}. */
+    MemorySegment ram(long gpa, long lengthBytes) {
+        return ram.segment().asSlice(gpa - RAM_GPA, lengthBytes);
     }
 
     @Override

@@ -1,12 +1,8 @@
 package dev.airlock.vhostuser;
 
-import dev.airlock.devices.blk.BlkDevice;
 import dev.airlock.devices.blk.BlkDeviceFailedException;
 import dev.airlock.devices.blk.BlockDevice;
 import dev.airlock.devices.blk.BlockDeviceOptions;
-import dev.airlock.memory.GuestAddressSpace;
-import dev.airlock.memory.PrivateMemory;
-import dev.airlock.memory.SharedMemory;
 import dev.airlock.transport.VirtioFrontend;
 import dev.airlock.vhostuser.HostileRingBackend.Misbehaviour;
 import org.junit.jupiter.api.Test;
@@ -42,55 +38,22 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
 class VhostUserFrontendHostileRingTest {
-    /** struct virtio_blk_config up to write_zeroes_may_unmap and its padding, as QsdFrontendTest reads it. */
-    private static final int BLK_CONFIG_LENGTH = 60;
-    private static final long RAM_GPA = 0;
-    private static final long RAM_BYTES = 8L << 20;
-    /** The block device's I/O area: the first half of RAM; the second half holds the canary and the read buffer. */
-    private static final long IO_AREA_BYTES = 4L << 20;
-    private static final long CANARY_GPA = RAM_GPA + IO_AREA_BYTES;
-    private static final long CANARY_BYTES = RAM_BYTES - IO_AREA_BYTES;
+    /** The canary: 4 MiB of private RAM after the block device's I/O area. */
+    private static final long CANARY_GPA = FrontendVm.BUFFERS_GPA;
+    private static final long CANARY_BYTES = 4L << 20;
     /** The read's buffer, in the middle of the canary area. */
     private static final long BUFFER_GPA = CANARY_GPA + (1L << 20);
     private static final int BUFFER_BYTES = 4096;
-    private static final long SHARED_GPA = 0x4000_0000L;
-    private static final long SHARED_BYTES = 16L << 20;
     /** The virtqueue size the block device asks for (the transport allows up to 1024). */
     private static final int QUEUE_SIZE = 256;
-    private static final BlockDeviceOptions OPTIONS = BlockDeviceOptions.of(RAM_GPA, IO_AREA_BYTES).withQueueSize(QUEUE_SIZE);
+    private static final BlockDeviceOptions OPTIONS = BlockDeviceOptions.of(FrontendVm.RAM_GPA, FrontendVm.IO_AREA_BYTES)
+            .withQueueSize(QUEUE_SIZE);
 
     @TempDir
     Path dir;
 
-    /** A VM of one block device over vhost-user: private RAM (the I/O area and the canary) and one shared region. */
-    private static final class Vm implements AutoCloseable {
-        final PrivateMemory ram = new PrivateMemory("ram", RAM_BYTES);
-        final SharedMemory shared = SharedMemory.create("vu-shared", SHARED_BYTES);
-        final GuestAddressSpace space = new GuestAddressSpace("vu-frontend");
-        final VhostUserDriverTransport transport;
-        final VirtioFrontend frontend;
-        final BlockDevice blk;
-
-        Vm(Path socket) throws IOException {
-            space.add(ram.region(RAM_GPA));
-            space.add(shared.region(SHARED_GPA));
-            transport = VhostUserDriverTransport.connect(socket, BlkDevice.DEVICE_ID, BLK_CONFIG_LENGTH, shared, SHARED_GPA,
-                    Duration.ofMillis(500));
-            frontend = new VirtioFrontend(transport, space);
-            blk = BlockDevice.open(frontend, space, OPTIONS);
-        }
-
-        MemorySegment ram(long gpa, long lengthBytes) {
-            return ram.segment().asSlice(gpa - RAM_GPA, lengthBytes);
-        }
-
-        @Override
-        public void close() {
-            blk.close();
-            frontend.close();
-            shared.close();
-            ram.close();
-        }
+    private static FrontendVm vm(Path socket) throws IOException {
+        return new FrontendVm(socket, Duration.ofMillis(500), Duration.ZERO, OPTIONS);
     }
 
     /** What the fault message must say for each misbehaviour (VirtqueueDriver's wording). */
@@ -109,7 +72,7 @@ class VhostUserFrontendHostileRingTest {
     void shouldCompleteAReadWhenTheUsedEntryIsCorrect() throws Exception {
         Path socket = dir.resolve("well-behaved-ring.sock");
         try (HostileRingBackend backend = new HostileRingBackend(socket, Misbehaviour.NONE);
-             Vm vm = new Vm(socket)) {
+             FrontendVm vm = vm(socket)) {
             vm.blk.readAsync(0, BUFFER_GPA, BUFFER_BYTES).get(10, TimeUnit.SECONDS);
             byte[] scribbled = new byte[BUFFER_BYTES];
             Arrays.fill(scribbled, HostileRingBackend.SCRIBBLE);
@@ -128,7 +91,7 @@ class VhostUserFrontendHostileRingTest {
     void rejectsHostileUsedEntry(Misbehaviour misbehaviour) throws Exception {
         Path socket = dir.resolve("hostile-ring.sock");
         try (HostileRingBackend backend = new HostileRingBackend(socket, misbehaviour);
-             Vm vm = new Vm(socket)) {
+             FrontendVm vm = vm(socket)) {
             assertEquals(HostileRingBackend.CAPACITY_SECTORS, vm.blk.capacitySectors());
             MemorySegment canary = vm.ram(CANARY_GPA, CANARY_BYTES);
             byte[] pattern = new byte[(int) CANARY_BYTES];
