@@ -28,6 +28,7 @@ final class CallPoller implements Runnable {
     private final Runnable onHangUp;
     private final Thread thread;
     private volatile boolean stopping;
+    private boolean closedFd;
 
     CallPoller(String name, int[] callFds, int[] errFds, int socketFd, Runnable onCall, IntConsumer onError, Runnable onHangUp) {
         this.callFds = callFds.clone();
@@ -103,8 +104,11 @@ final class CallPoller implements Runnable {
         pollfds.set(ValueLayout.JAVA_SHORT, base + 6, (short) 0);
     }
 
-    /** Stops and joins the thread and closes its wake-up fd (the call and err fds belong to the caller). */
-    void close() {
+    /** Stops and joins the thread and closes its wake-up fd (the call and err fds belong to the caller). Idempotent. */
+    synchronized void close() {
+        if (closedFd) {
+            return;
+        }
         stopping = true;
         Linux.eventfdWrite(wakeFd, 1);
         if (thread.isAlive() && Thread.currentThread() != thread) {
@@ -114,6 +118,7 @@ final class CallPoller implements Runnable {
                 Thread.currentThread().interrupt();
             }
         }
+        closedFd = true;
         Linux.close(wakeFd);
     }
 }

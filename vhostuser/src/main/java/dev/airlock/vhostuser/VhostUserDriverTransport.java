@@ -290,29 +290,26 @@ public final class VhostUserDriverTransport implements DriverTransport {
     /** Makes {@code fresh} the connection, the device in reset state; false if the transport closed or broke meanwhile. */
     private boolean adopt(FrontendSession fresh) {
         synchronized (this) { // no protocol step runs while the connection is swapped
-            CallPoller old = poller;
-            FrontendSession previous = session;
             synchronized (stateLock) {
                 if (closed || broken) {
-                    return false;
+                    return false; // the caller closes fresh; close() or markBroken() deals with the rest
                 }
             }
-            old.close(); // joins the old interrupt thread, which no longer watches anything useful
-            previous.close();
+            poller.close(); // joins the old interrupt thread, which no longer watches anything useful
             Arrays.fill(queues, null);
             needsReset = false;
             driverFeatures = 0;
             config = null;
             status = 0;
-            session = fresh;
-            poller = startPoller(fresh);
+            FrontendSession previous = session;
             synchronized (stateLock) {
-                if (closed || broken) {
-                    return true; // close() or markBroken() takes the fresh session down
-                }
+                // Attached again before the new interrupt thread starts: a hang-up it sees at once detaches again.
+                session = fresh;
                 detached = false;
                 detachedReason = "";
             }
+            previous.close();
+            poller = startPoller(fresh);
             return true;
         }
     }

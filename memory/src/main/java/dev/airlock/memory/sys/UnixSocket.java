@@ -498,6 +498,9 @@ public final class UnixSocket implements AutoCloseable {
 
     /** Shuts the socket down in both directions, waking threads blocked on it; idempotent. */
     public void shutdown() {
+        if (closed) {
+            return; // the descriptor number may belong to something else by now
+        }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment capture = arena.allocate(CAPTURE_LAYOUT);
             int rc = (int) SHUTDOWN.invokeExact(capture, fd, SHUT_RDWR);
