@@ -1,21 +1,18 @@
 package dev.airlock.devices.console;
 
+import dev.airlock.transport.DriverTransport;
 import dev.airlock.transport.TransportException;
 import dev.airlock.transport.VirtioFrontend;
-import dev.airlock.virtio.DeviceStatus;
-import dev.airlock.virtio.ScatterGather;
 import dev.airlock.virtio.VirtioFeatures;
 import dev.airlock.virtio.VirtqueueDriver;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InterruptedIOException;
 import java.io.OutputStream;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
 import java.util.Objects;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -29,8 +26,30 @@ import java.util.concurrent.locks.ReentrantLock;
  * swiotlb pool in the shared region. A receive buffer is posted again as soon as the application
  * has read it.
  *
+ * <p><b>Backend restart.</b> When the device's backend process dies, the transport is
+ * {@linkplain DriverTransport#isDetached() detached}. Both streams then wait, as they wait for
+ * input or for room on the transmitq: {@code read} returns what was already received and then
+ * blocks; {@code write} and {@code flush} block once they need the device. The wait lasts as long
+ * as the transport stays detached (vhost-user: at most its reconnect window; then the transport
+ * breaks and the call throws {@link IOException}); it ends early on {@link #close} ({@code read}
+ * returns -1, the others throw) or an interrupt ({@link java.io.InterruptedIOException}). When a new backend attaches, the first stream thread to look
+ * resets and initialises the device again, checks that it negotiates the same features as the first
+ * time (and has queues as large as the driver uses), posts the receive buffers again and gives the
+ * device again, in their original order, every transmit buffer the old backend had not acknowledged.
+ * Delivery of output is therefore at least once: {@code write} returning means the bytes will reach
+ * a device (this one or the next), never that they are lost; but a buffer in flight when the backend
+ * died may already have been written to the port, in whole or in part, and is then written again in
+ * whole. So after a restart the port may see again the bytes of at most {@link #TX_BUFFERS} buffers
+ * (each up to {@link #BUFFER_BYTES}, one per {@code write} call or part of one), in the order
+ * written; the driver reorders and skips nothing. Input the old backend had put in a receive buffer
+ * the driver had not yet taken back is lost with it; input already taken back is still read. {@link #size} and {@link #emergencyWrite} do not wait: while
+ * detached they throw {@link TransportException}. A device that comes back with other features or
+ * smaller queues, or that refuses the driver, fails both streams for good, as does a transport that
+ * breaks (not detached), a queue protocol violation, or DEVICE_NEEDS_RESET.
+ *
  * <p><b>Threading.</b> One thread may read while another writes: each stream serializes its own
- * callers and owns its queue. Interrupts only wake them.
+ * callers. Queue operations, configuration accesses and the re-initialisation take a short device
+ * lock ({@code ConsoleQueues}), never held while waiting. Interrupts only wake the streams.
  */
 public final class Console implements AutoCloseable {
     /** Bytes per buffer, receive and transmit. */
@@ -44,8 +63,10 @@ public final class Console implements AutoCloseable {
     /** Features the driver accepts. */
     public static final long SUPPORTED_FEATURES = ConsoleDevice.RING_FEATURES
             | VirtioFeatures.of(ConsoleDevice.VIRTIO_CONSOLE_F_SIZE, ConsoleDevice.VIRTIO_CONSOLE_F_EMERG_WRITE);
-    private static final long RX_BASE = 0;
-    private static final long TX_BASE = (long) BUFFER_BYTES * RX_BUFFERS;
+    /** Where the receive buffers start in the driver's RAM. */
+    static final long RX_BASE = 0;
+    /** Where the transmit buffers start in the driver's RAM. */
+    static final long TX_BASE = (long) BUFFER_BYTES * RX_BUFFERS;
 
     /**
      * A console size.
@@ -55,19 +76,11 @@ public final class Console implements AutoCloseable {
      */
     public record Size(int cols, int rows) { }
 
-    private final VirtioFrontend frontend;
     private final MemorySegment ram;
-    private final long ramGpa;
-    private final long features;
     private final ConsoleMetrics metrics = new ConsoleMetrics();
-    private final ReentrantLock signalLock = new ReentrantLock();
-    private final Condition signalled = signalLock.newCondition();
-    private final ReentrantLock controlLock = new ReentrantLock(); // status and configuration accesses
+    private final ConsoleQueues queues;
     private final Input input = new Input();
     private final Output output = new Output();
-    private long usedEpoch;   // guarded by signalLock
-    private long configEpoch; // guarded by signalLock
-    private volatile boolean closed;
 
     /**
      * Initialises the device (§3.1.1) and posts the receive buffers.
@@ -79,49 +92,13 @@ public final class Console implements AutoCloseable {
      * @throws IllegalArgumentException if {@code ram} is too small
      */
     public Console(VirtioFrontend frontend, MemorySegment ram, long ramGpa) {
-        this.frontend = Objects.requireNonNull(frontend, "frontend");
+        Objects.requireNonNull(frontend, "frontend");
         if (ram.byteSize() < RAM_BYTES) {
             throw new IllegalArgumentException("the driver needs " + RAM_BYTES + " bytes of RAM, got " + ram.byteSize());
         }
         this.ram = ram.asSlice(0, RAM_BYTES);
-        this.ramGpa = ramGpa;
-        frontend.setListener(new VirtioFrontend.Listener() {
-            @Override
-            public void onUsedBuffers() {
-                signal(false);
-            }
-
-            @Override
-            public void onConfigChange() {
-                signal(true);
-            }
-        });
-        this.features = frontend.initialize(ConsoleDevice.DEVICE_ID, SUPPORTED_FEATURES, RX_BUFFERS, TX_BUFFERS);
-        input.postAll(Math.min(RX_BUFFERS, frontend.queue(ConsoleDevice.RECEIVEQ).size()));
-        output.setUp(Math.min(TX_BUFFERS, frontend.queue(ConsoleDevice.TRANSMITQ).size()));
-    }
-
-    /** On the interrupt thread: wakes waiting readers and writers. */
-    private void signal(boolean config) {
-        signalLock.lock();
-        try {
-            usedEpoch++;
-            if (config) {
-                configEpoch++;
-            }
-            signalled.signalAll();
-        } finally {
-            signalLock.unlock();
-        }
-    }
-
-    private long usedEpoch() {
-        signalLock.lock();
-        try {
-            return usedEpoch;
-        } finally {
-            signalLock.unlock();
-        }
+        this.queues = new ConsoleQueues(frontend, ramGpa, metrics);
+        output.setUp(queues.txSlots());
     }
 
     /**
@@ -149,7 +126,7 @@ public final class Console implements AutoCloseable {
      * @return the bits
      */
     public long features() {
-        return features;
+        return queues.features();
     }
 
     /**
@@ -165,19 +142,14 @@ public final class Console implements AutoCloseable {
      * The console size, if the device reports one ({@code VIRTIO_CONSOLE_F_SIZE}); read afresh.
      *
      * @return the size, or null without the feature
-     * @throws TransportException if the device does not answer
+     * @throws TransportException if the device does not answer or its backend is detached
      */
     public Size size() {
-        if (!VirtioFeatures.has(features, ConsoleDevice.VIRTIO_CONSOLE_F_SIZE)) {
+        if (!VirtioFeatures.has(queues.features(), ConsoleDevice.VIRTIO_CONSOLE_F_SIZE)) {
             return null;
         }
         byte[] bytes = new byte[4];
-        controlLock.lock();
-        try {
-            frontend.readConfig(ConsoleConfigLayout.COLS_OFFSET, bytes);
-        } finally {
-            controlLock.unlock();
-        }
+        queues.readConfig(ConsoleConfigLayout.COLS_OFFSET, bytes);
         return new Size((int) ConsoleConfigLayout.read(bytes, 0, 2), (int) ConsoleConfigLayout.read(bytes, 2, 2));
     }
 
@@ -186,102 +158,23 @@ public final class Console implements AutoCloseable {
      *
      * @param b the byte (low 8 bits)
      * @return false if the device does not offer {@code VIRTIO_CONSOLE_F_EMERG_WRITE}
-     * @throws TransportException if the device refuses or does not answer
+     * @throws TransportException if the device refuses or does not answer, or its backend is detached
      */
     public boolean emergencyWrite(int b) {
-        if (!VirtioFeatures.has(features, ConsoleDevice.VIRTIO_CONSOLE_F_EMERG_WRITE)) {
+        if (!VirtioFeatures.has(queues.features(), ConsoleDevice.VIRTIO_CONSOLE_F_EMERG_WRITE)) {
             return false;
         }
-        controlLock.lock();
-        try {
-            frontend.writeConfig(ConsoleConfigLayout.EMERG_WR_OFFSET, 4, b & 0xff);
-        } finally {
-            controlLock.unlock();
-        }
+        queues.writeConfig(ConsoleConfigLayout.EMERG_WR_OFFSET, 4, b & 0xff);
         return true;
     }
 
-    /**
-     * Waits for a used-buffer or configuration signal after {@code seen}. A configuration change
-     * may mean DEVICE_NEEDS_RESET: then it throws.
-     */
-    private void await(long seen, long[] configChecked) throws IOException {
-        long config;
-        signalLock.lock();
-        try {
-            while (usedEpoch == seen && !closed) {
-                // The timeout is a safety net only: every completion is signalled.
-                if (!signalled.await(1, TimeUnit.SECONDS)) {
-                    break;
-                }
-            }
-            config = configEpoch;
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new InterruptedIOException("interrupted waiting for the console device");
-        } finally {
-            signalLock.unlock();
-        }
-        if (config != configChecked[0]) {
-            configChecked[0] = config;
-            checkStatus();
-        }
-    }
-
-    private void checkUsable(VirtqueueDriver<?> q) throws IOException {
-        if (q.isBroken()) {
-            metrics.recordFault();
-            throw new IOException("console queue broken: " + q.fault().message());
-        }
-    }
-
-    private void checkStatus() throws IOException {
-        controlLock.lock();
-        try {
-            if ((frontend.status() & DeviceStatus.DEVICE_NEEDS_RESET) != 0) {
-                throw new IOException("console device needs a reset");
-            }
-        } catch (TransportException e) {
-            throw new IOException("console transport failed: " + e.getMessage(), e);
-        } finally {
-            controlLock.unlock();
-        }
-    }
-
-    /** The receive side: owns the receiveq. */
+    /** The receive side: takes what the device put on the receiveq. */
     private final class Input extends InputStream {
         private final ReentrantLock lock = new ReentrantLock();
-        private final ScatterGather sg = new ScatterGather(1);
         private final ArrayDeque<long[]> filled = new ArrayDeque<>(); // {slot, length} in used order
-        private final long[] configChecked = {0};
         private int currentSlot = -1;
         private int currentPosition;
         private int currentLength;
-
-        private VirtqueueDriver<Integer> queue() {
-            return frontend.queue(ConsoleDevice.RECEIVEQ);
-        }
-
-        /** Posts the first {@code count} buffers (fewer than RX_BUFFERS if the device's queue is smaller). */
-        void postAll(int count) {
-            lock.lock();
-            try {
-                for (int slot = 0; slot < count; slot++) {
-                    post(slot);
-                }
-                frontend.kick(ConsoleDevice.RECEIVEQ);
-            } finally {
-                lock.unlock();
-            }
-        }
-
-        private void post(int slot) {
-            long offset = RX_BASE + (long) slot * BUFFER_BYTES;
-            sg.clear().in(ramGpa + offset, BUFFER_BYTES);
-            if (!queue().add(sg, slot) && !queue().isBroken()) {
-                throw new IllegalStateException("receiveq has no room for buffer " + slot + " of " + RX_BUFFERS);
-            }
-        }
 
         @Override
         public int read() throws IOException {
@@ -298,21 +191,15 @@ public final class Console implements AutoCloseable {
             lock.lock();
             try {
                 while (true) {
-                    if (closed) {
+                    if (queues.isClosed()) {
                         return -1;
                     }
                     if (currentSlot >= 0) {
                         return copyOut(b, off, len);
                     }
-                    long seen = usedEpoch();
-                    VirtqueueDriver<Integer> q = queue();
-                    q.reap((slot, length) -> filled.add(new long[] {slot, length}), RX_BUFFERS);
-                    checkUsable(q);
-                    if (nextFilled()) {
-                        continue;
-                    }
-                    if (q.enableCallbacks()) {
-                        await(seen, configChecked);
+                    long seen = queues.usedEpoch();
+                    if (!turn()) {
+                        queues.await(seen);
                     }
                 }
             } finally {
@@ -320,7 +207,28 @@ public final class Console implements AutoCloseable {
             }
         }
 
-        /** Takes the next filled buffer; empty ones go straight back to the device. */
+        /** Takes used buffers; returns false if the reader should wait for a signal. */
+        private boolean turn() throws IOException {
+            queues.lock.lock();
+            try {
+                if (nextFilled() || queues.isClosed()) {
+                    return true; // input received before a detach is still read
+                }
+                if (!queues.ready(ConsoleDevice.RECEIVEQ)) {
+                    return false;
+                }
+                VirtqueueDriver<Integer> q = queues.queue(ConsoleDevice.RECEIVEQ);
+                q.reap((slot, length) -> filled.add(new long[] {slot, length}), RX_BUFFERS);
+                if (nextFilled() || q.isBroken()) {
+                    return true; // input, or the next turn says why the queue broke
+                }
+                return !q.enableCallbacks();
+            } finally {
+                queues.lock.unlock();
+            }
+        }
+
+        /** Under the device lock: takes the next filled buffer; empty ones go straight back to the device. */
         private boolean nextFilled() {
             long[] next;
             boolean reposted = false;
@@ -332,11 +240,11 @@ public final class Console implements AutoCloseable {
                     metrics.recordReceive(currentLength);
                     break;
                 }
-                post((int) next[0]);
+                queues.post((int) next[0]);
                 reposted = true;
             }
             if (reposted) {
-                frontend.kick(ConsoleDevice.RECEIVEQ);
+                queues.kick(ConsoleDevice.RECEIVEQ);
             }
             return currentSlot >= 0;
         }
@@ -344,11 +252,16 @@ public final class Console implements AutoCloseable {
         private int copyOut(byte[] b, int off, int len) {
             int n = Math.min(len, currentLength - currentPosition);
             long offset = RX_BASE + (long) currentSlot * BUFFER_BYTES + currentPosition;
-            MemorySegment.copy(ram, java.lang.foreign.ValueLayout.JAVA_BYTE, offset, b, off, n);
+            MemorySegment.copy(ram, ValueLayout.JAVA_BYTE, offset, b, off, n);
             currentPosition += n;
             if (currentPosition == currentLength) {
-                post(currentSlot);
-                frontend.kick(ConsoleDevice.RECEIVEQ);
+                queues.lock.lock();
+                try {
+                    queues.post(currentSlot);
+                    queues.kick(ConsoleDevice.RECEIVEQ);
+                } finally {
+                    queues.lock.unlock();
+                }
                 currentSlot = -1;
             }
             return n;
@@ -374,12 +287,10 @@ public final class Console implements AutoCloseable {
         }
     }
 
-    /** The transmit side: owns the transmitq. */
+    /** The transmit side: gives the device buffers on the transmitq. */
     private final class Output extends OutputStream {
         private final ReentrantLock lock = new ReentrantLock();
-        private final ScatterGather sg = new ScatterGather(1);
         private final ArrayDeque<Integer> freeSlots = new ArrayDeque<>();
-        private final long[] configChecked = {0};
         private int slots;
 
         /** Uses the first {@code count} buffers (fewer than TX_BUFFERS if the device's queue is smaller). */
@@ -393,10 +304,6 @@ public final class Console implements AutoCloseable {
             } finally {
                 lock.unlock();
             }
-        }
-
-        private VirtqueueDriver<Integer> queue() {
-            return frontend.queue(ConsoleDevice.TRANSMITQ);
         }
 
         @Override
@@ -416,30 +323,45 @@ public final class Console implements AutoCloseable {
                     Integer slot = freeSlots.poll();
                     if (slot == null) {
                         if (added) {
-                            frontend.kick(ConsoleDevice.TRANSMITQ);
+                            kick();
                             added = false;
                         }
                         awaitCompletions();
                         continue;
                     }
                     int n = Math.min(len - done, BUFFER_BYTES);
-                    long offset = TX_BASE + (long) slot * BUFFER_BYTES;
-                    MemorySegment.copy(b, off + done, ram, java.lang.foreign.ValueLayout.JAVA_BYTE, offset, n);
-                    sg.clear().out(ramGpa + offset, n);
-                    if (!queue().add(sg, slot)) {
-                        freeSlots.addFirst(slot);
-                        checkUsable(queue());
-                        throw new IllegalStateException("transmitq has no room for buffer " + slot + " of " + TX_BUFFERS);
+                    MemorySegment.copy(b, off + done, ram, ValueLayout.JAVA_BYTE, TX_BASE + (long) slot * BUFFER_BYTES, n);
+                    long seen = queues.usedEpoch();
+                    boolean taken;
+                    queues.lock.lock();
+                    try {
+                        taken = queues.transmit(slot, n);
+                    } finally {
+                        queues.lock.unlock();
+                    }
+                    if (!taken) {
+                        freeSlots.addFirst(slot); // given to no device: not written
+                        queues.await(seen);
+                        continue;
                     }
                     metrics.recordTransmit(n);
                     done += n;
                     added = true;
                 }
                 if (added) {
-                    frontend.kick(ConsoleDevice.TRANSMITQ);
+                    kick();
                 }
             } finally {
                 lock.unlock();
+            }
+        }
+
+        private void kick() {
+            queues.lock.lock();
+            try {
+                queues.kick(ConsoleDevice.TRANSMITQ);
+            } finally {
+                queues.lock.unlock();
             }
         }
 
@@ -458,19 +380,29 @@ public final class Console implements AutoCloseable {
         }
 
         private void checkOpen() throws IOException {
-            if (closed) {
+            if (queues.isClosed()) {
                 throw new IOException("console is closed");
             }
         }
 
-        /** Reaps completed transmit buffers; waits for a signal if there are none. */
+        /** Reaps completed transmit buffers; waits for a signal if there are none (or the backend is away). */
         private void awaitCompletions() throws IOException {
-            long seen = usedEpoch();
-            VirtqueueDriver<Integer> q = queue();
-            int reaped = q.reap((slot, length) -> freeSlots.add(slot), TX_BUFFERS);
-            checkUsable(q);
-            if (reaped == 0 && q.enableCallbacks()) {
-                await(seen, configChecked);
+            long seen = queues.usedEpoch();
+            boolean wait;
+            queues.lock.lock();
+            try {
+                if (!queues.ready(ConsoleDevice.TRANSMITQ)) {
+                    wait = true;
+                } else {
+                    VirtqueueDriver<Integer> q = queues.queue(ConsoleDevice.TRANSMITQ);
+                    int reaped = q.reap((slot, length) -> freeSlots.add(slot), TX_BUFFERS);
+                    wait = reaped == 0 && !q.isBroken() && q.enableCallbacks();
+                }
+            } finally {
+                queues.lock.unlock();
+            }
+            if (wait) {
+                queues.await(seen);
             }
         }
 
@@ -481,23 +413,19 @@ public final class Console implements AutoCloseable {
     }
 
     /**
-     * Resets the device unless its transport is broken (buffers in flight are dropped); reads then
-     * return -1 and writes fail.
+     * Resets the device unless its transport is broken or detached (buffers in flight are dropped);
+     * reads then return -1 and writes fail.
      */
     @Override
     public void close() {
-        if (closed) {
+        if (queues.isClosed()) {
             return;
         }
-        closed = true;
-        signal(false); // blocked readers and writers wake and see closed
+        queues.markClosed(); // blocked readers and writers wake and see closed
         input.lock.lock();
         output.lock.lock();
         try {
-            frontend.setListener(null);
-            if (!frontend.transport().isBroken()) {
-                frontend.reset();
-            }
+            queues.shutdown();
         } finally {
             output.lock.unlock();
             input.lock.unlock();

@@ -15,6 +15,8 @@ public final class ConsoleMetrics {
     private final LongAdder emergencyDropped = new LongAdder();
     private final LongAdder outputErrors = new LongAdder();
     private final LongAdder faults = new LongAdder();
+    private final LongAdder reattaches = new LongAdder();
+    private final LongAdder retransmitRequests = new LongAdder();
 
     /** Creates zeroed counters. */
     public ConsoleMetrics() {
@@ -40,6 +42,11 @@ public final class ConsoleMetrics {
 
     void recordFault() {
         faults.increment();
+    }
+
+    void recordReattach(int retransmitted) {
+        reattaches.increment();
+        retransmitRequests.add(retransmitted);
     }
 
     /**
@@ -113,6 +120,25 @@ public final class ConsoleMetrics {
      */
     public long faults() {
         return faults.sum();
+    }
+
+    /**
+     * Times the driver re-initialised the device after a new backend attached; 0 for a device.
+     *
+     * @return the count
+     */
+    public long reattaches() {
+        return reattaches.sum();
+    }
+
+    /**
+     * Transmit buffers the driver gave again to a device that came back, because the one that went
+     * away had not acknowledged them (their bytes may have been written twice); 0 for a device.
+     *
+     * @return the count
+     */
+    public long retransmitRequests() {
+        return retransmitRequests.sum();
     }
 
     @Override

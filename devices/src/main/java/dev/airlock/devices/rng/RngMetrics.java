@@ -13,6 +13,7 @@ public final class RngMetrics {
     private final LongAdder requests = new LongAdder();
     private final LongAdder bytes = new LongAdder();
     private final LongAdder faults = new LongAdder();
+    private final LongAdder reattaches = new LongAdder();
     private final LongAdder generatedBytes = new LongAdder();
     private final LongAdder generationNs = new LongAdder();
     private final AtomicLong firstRequestNs = new AtomicLong(Long.MIN_VALUE);
@@ -52,6 +53,11 @@ public final class RngMetrics {
         faults.increment();
     }
 
+    /** Counts a re-initialisation of the device after its backend came back. */
+    void recordReattach() {
+        reattaches.increment();
+    }
+
     /**
      * Requests completed.
      *
@@ -77,6 +83,15 @@ public final class RngMetrics {
      */
     public long faults() {
         return faults.sum();
+    }
+
+    /**
+     * Times the driver re-initialised the device after a new backend attached; 0 for a device.
+     *
+     * @return the count
+     */
+    public long reattaches() {
+        return reattaches.sum();
     }
 
     /**
