@@ -1,5 +1,6 @@
 package dev.airlock.devices.console;
 
+import dev.airlock.transport.DriverSignals;
 import dev.airlock.transport.DriverTransport;
 import dev.airlock.transport.TransportException;
 import dev.airlock.transport.VirtioFrontend;
@@ -9,13 +10,10 @@ import dev.airlock.virtio.VirtioFeatures;
 import dev.airlock.virtio.VirtqueueDriver;
 
 import java.io.IOException;
-import java.io.InterruptedIOException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -48,12 +46,7 @@ final class ConsoleQueues {
     private long nextTxSeq;
     private long configChecked;
     private IOException failure; // set once the device cannot be used again
-    private final ReentrantLock signalLock = new ReentrantLock();
-    private final Condition signalled = signalLock.newCondition();
-    private long usedEpoch;   // guarded by signalLock
-    private long configEpoch; // guarded by signalLock
-    /** The transport reported a detach; a stream re-initialises the device once a new backend attaches. */
-    private volatile boolean detachSeen;
+    private final DriverSignals signals;
     private volatile boolean closed;
 
     /**
@@ -65,31 +58,7 @@ final class ConsoleQueues {
         this.frontend = frontend;
         this.ramGpa = ramGpa;
         this.metrics = metrics;
-        frontend.setListener(new VirtioFrontend.Listener() {
-            @Override
-            public void onUsedBuffers() {
-                signal(false);
-            }
-
-            @Override
-            public void onConfigChange() {
-                signal(true);
-            }
-
-            @Override
-            public void onBroken() {
-                // Not broken for good, so the backend detached (it may even be back already).
-                if (!frontend.transport().isBroken()) {
-                    detachSeen = true;
-                }
-                signal(true);
-            }
-
-            @Override
-            public void onReattached() {
-                signal(true);
-            }
-        });
+        this.signals = new DriverSignals(frontend, "the console device");
         this.features = frontend.initialize(ConsoleDevice.DEVICE_ID, Console.SUPPORTED_FEATURES,
                 Console.RX_BUFFERS, Console.TX_BUFFERS);
         this.rxSlots = Math.min(Console.RX_BUFFERS, frontend.queue(ConsoleDevice.RECEIVEQ).size());
@@ -120,37 +89,9 @@ final class ConsoleQueues {
 
     // ---------------------------------------------------------------- signals
 
-    /** On the interrupt thread (or {@link #markClosed}): wakes waiting readers and writers. */
-    private void signal(boolean config) {
-        signalLock.lock();
-        try {
-            usedEpoch++;
-            if (config) {
-                configEpoch++;
-            }
-            signalled.signalAll();
-        } finally {
-            signalLock.unlock();
-        }
-    }
-
     /** The signal count, to pass to {@link #await} after looking at the queues. */
     long usedEpoch() {
-        signalLock.lock();
-        try {
-            return usedEpoch;
-        } finally {
-            signalLock.unlock();
-        }
-    }
-
-    private long configEpoch() {
-        signalLock.lock();
-        try {
-            return configEpoch;
-        } finally {
-            signalLock.unlock();
-        }
+        return signals.usedEpoch();
     }
 
     /**
@@ -158,20 +99,7 @@ final class ConsoleQueues {
      * {@code seen}, at most a second. Never called with {@link #lock} held.
      */
     void await(long seen) throws IOException {
-        signalLock.lock();
-        try {
-            while (usedEpoch == seen && !closed) {
-                // The timeout is a safety net only: every completion, detach and reattach is signalled.
-                if (!signalled.await(1, TimeUnit.SECONDS)) {
-                    break;
-                }
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new InterruptedIOException("interrupted waiting for the console device");
-        } finally {
-            signalLock.unlock();
-        }
+        signals.await(seen);
     }
 
     // ---------------------------------------------------------------- state, under the lock
@@ -196,10 +124,10 @@ final class ConsoleQueues {
             throw new IOException("console transport broken: " + transport);
         }
         if (transport.isDetached()) {
-            detachSeen = true;
+            signals.markDetached();
             return false;
         }
-        if (detachSeen && !reinitialise()) {
+        if (signals.detachSeen() && !reinitialise()) {
             return false;
         }
         VirtqueueDriver<Integer> q = frontend.queue(queue);
@@ -207,7 +135,7 @@ final class ConsoleQueues {
             metrics.recordFault();
             throw new IOException("console queue broken: " + q.fault().message());
         }
-        long config = configEpoch();
+        long config = signals.configEpoch();
         if (config != configChecked) {
             configChecked = config;
             return checkStatus();
@@ -222,7 +150,7 @@ final class ConsoleQueues {
             status = frontend.status();
         } catch (TransportException e) {
             if (frontend.transport().isDetached()) {
-                detachSeen = true;
+                signals.markDetached();
                 return false;
             }
             throw new IOException("console transport failed: " + e.getMessage(), e);
@@ -244,7 +172,7 @@ final class ConsoleQueues {
      * @throws IOException if the transport broke or the device came back different or refused the driver
      */
     private boolean reinitialise() throws IOException {
-        detachSeen = false; // a detach from here on is seen again
+        signals.clearDetach();
         DriverTransport transport = frontend.transport();
         try {
             transport.writeStatus(0);
@@ -273,8 +201,8 @@ final class ConsoleQueues {
             metrics.recordReattach(resubmitTransmits());
             return true;
         } catch (TransportException e) {
-            if (!transport.isBroken() && (transport.isDetached() || detachSeen)) {
-                detachSeen = true;
+            if (!transport.isBroken() && (transport.isDetached() || signals.detachSeen())) {
+                signals.markDetached();
                 return false; // the new backend went away too: wait for the next one
             }
             if (transport.isBroken()) {
@@ -313,7 +241,7 @@ final class ConsoleQueues {
 
     /** Under the lock: notifies the device; while the backend is away there is nobody to tell. */
     void kick(int queue) {
-        if (frontend.queueCount() > queue && !detachSeen) {
+        if (frontend.queueCount() > queue && !signals.detachSeen()) {
             try {
                 frontend.kick(queue);
             } catch (TransportException e) {
@@ -391,7 +319,7 @@ final class ConsoleQueues {
     }
 
     private void readyForConfig() {
-        if (detachSeen && !frontend.transport().isDetached() && !frontend.transport().isBroken()) {
+        if (signals.detachSeen() && !frontend.transport().isDetached() && !frontend.transport().isBroken()) {
             try {
                 reinitialise();
             } catch (IOException e) {
@@ -405,7 +333,7 @@ final class ConsoleQueues {
     /** Marks the console closed and wakes every waiting stream (they then leave, releasing their locks). */
     void markClosed() {
         closed = true;
-        signal(false);
+        signals.close();
     }
 
     /**

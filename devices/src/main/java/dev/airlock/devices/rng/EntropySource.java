@@ -1,5 +1,6 @@
 package dev.airlock.devices.rng;
 
+import dev.airlock.transport.DriverSignals;
 import dev.airlock.transport.DriverTransport;
 import dev.airlock.transport.TransportException;
 import dev.airlock.transport.VirtioFrontend;
@@ -13,8 +14,6 @@ import java.io.InterruptedIOException;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
 import java.util.Objects;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -60,18 +59,13 @@ public final class EntropySource implements AutoCloseable {
     private final long features;
     private final RngMetrics metrics = new RngMetrics();
     private final ReentrantLock readLock = new ReentrantLock();
-    private final ReentrantLock signalLock = new ReentrantLock();
-    private final Condition signalled = signalLock.newCondition();
+    private final DriverSignals signals;
     private final ArrayDeque<Integer> freeSlots = new ArrayDeque<>(); // reader only
     private final int[] slotLength = new int[BUFFERS]; // reader only
     private final ScatterGather sg = new ScatterGather(1);
-    private long usedEpoch;   // guarded by signalLock
-    private long configEpoch; // guarded by signalLock
     private long configEpochChecked; // reader only
     private long inFlightBytes; // reader only: bytes asked for and not yet taken back
     private IOException failure; // reader only: set once the device cannot be used again
-    /** The transport reported a detach; the reader re-initialises the device once a new backend attaches. */
-    private volatile boolean detachSeen;
     private volatile boolean closed;
 
     /**
@@ -93,48 +87,10 @@ public final class EntropySource implements AutoCloseable {
         for (int i = 0; i < BUFFERS; i++) {
             freeSlots.add(i);
         }
-        frontend.setListener(new VirtioFrontend.Listener() {
-            @Override
-            public void onUsedBuffers() {
-                signal(false);
-            }
-
-            @Override
-            public void onConfigChange() {
-                signal(true);
-            }
-
-            @Override
-            public void onBroken() {
-                // Not broken for good, so the backend detached (it may even be back already).
-                if (!frontend.transport().isBroken()) {
-                    detachSeen = true;
-                }
-                signal(true);
-            }
-
-            @Override
-            public void onReattached() {
-                signal(true);
-            }
-        });
+        this.signals = new DriverSignals(frontend, "the entropy device");
         this.features = frontend.initialize(RngDevice.DEVICE_ID, SUPPORTED_FEATURES, BUFFERS);
         if (!VirtioFeatures.has(features, VirtioFeatures.VIRTIO_F_VERSION_1)) {
             throw new TransportException("entropy device without VIRTIO_F_VERSION_1");
-        }
-    }
-
-    /** On the interrupt thread: wakes a waiting reader. */
-    private void signal(boolean config) {
-        signalLock.lock();
-        try {
-            usedEpoch++;
-            if (config) {
-                configEpoch++;
-            }
-            signalled.signalAll();
-        } finally {
-            signalLock.unlock();
         }
     }
 
@@ -182,9 +138,9 @@ public final class EntropySource implements AutoCloseable {
         long length = dst.byteSize();
         long[] received = {0};
         while (received[0] < length) {
-            long seen = epoch(false);
+            long seen = signals.usedEpoch();
             if (!ready()) {
-                await(seen); // detached: onReattached or onBroken wakes us
+                signals.await(seen); // detached: onReattached or onBroken wakes us
                 continue;
             }
             VirtqueueDriver<Integer> q = frontend.queue(RngDevice.REQUESTQ);
@@ -215,7 +171,7 @@ public final class EntropySource implements AutoCloseable {
                 metrics.recordRequest(usedBytes, start, System.nanoTime());
             }, BUFFERS);
             if (reaped == 0 && q.enableCallbacks()) {
-                await(seen);
+                signals.await(seen);
             }
         }
     }
@@ -248,10 +204,10 @@ public final class EntropySource implements AutoCloseable {
             throw new IOException("entropy device transport broken: " + transport);
         }
         if (transport.isDetached()) {
-            detachSeen = true;
+            signals.markDetached();
             return false;
         }
-        if (detachSeen && !reinitialise()) {
+        if (signals.detachSeen() && !reinitialise()) {
             return false;
         }
         VirtqueueDriver<Integer> q = frontend.queue(RngDevice.REQUESTQ);
@@ -259,7 +215,7 @@ public final class EntropySource implements AutoCloseable {
             metrics.recordFault();
             throw new IOException("entropy device queue broken: " + q.fault().message());
         }
-        long config = epoch(true);
+        long config = signals.configEpoch();
         if (config != configEpochChecked) {
             configEpochChecked = config;
             checkStatus();
@@ -276,7 +232,7 @@ public final class EntropySource implements AutoCloseable {
      * @throws IOException if the transport broke or the device came back different or refused the driver
      */
     private boolean reinitialise() throws IOException {
-        detachSeen = false; // a detach from here on is seen again
+        signals.clearDetach();
         DriverTransport transport = frontend.transport();
         try {
             transport.writeStatus(0);
@@ -294,8 +250,8 @@ public final class EntropySource implements AutoCloseable {
                 throw failure;
             }
         } catch (TransportException e) {
-            if (!transport.isBroken() && (transport.isDetached() || detachSeen)) {
-                detachSeen = true;
+            if (!transport.isBroken() && (transport.isDetached() || signals.detachSeen())) {
+                signals.markDetached();
                 return false; // the new backend went away too: wait for the next one
             }
             if (transport.isBroken()) {
@@ -307,33 +263,6 @@ public final class EntropySource implements AutoCloseable {
         }
         metrics.recordReattach();
         return true;
-    }
-
-    private long epoch(boolean config) {
-        signalLock.lock();
-        try {
-            return config ? configEpoch : usedEpoch;
-        } finally {
-            signalLock.unlock();
-        }
-    }
-
-    /** Waits for a signal after {@code seen}, at most a second. */
-    private void await(long seen) throws IOException {
-        signalLock.lock();
-        try {
-            while (usedEpoch == seen && !closed) {
-                // The timeout is a safety net only: every completion, detach and reattach is signalled.
-                if (!signalled.await(1, TimeUnit.SECONDS)) {
-                    break;
-                }
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new InterruptedIOException("interrupted waiting for the entropy device");
-        } finally {
-            signalLock.unlock();
-        }
     }
 
     private void checkStatus() throws IOException {
@@ -362,7 +291,7 @@ public final class EntropySource implements AutoCloseable {
             return;
         }
         closed = true;
-        signal(false); // a blocked reader wakes and sees closed
+        signals.close(); // a blocked reader wakes and sees closed
         readLock.lock();
         try {
             frontend.setListener(null);
