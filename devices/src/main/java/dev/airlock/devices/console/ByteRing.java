@@ -20,6 +20,7 @@ final class ByteRing {
     private final Condition notFull = lock.newCondition();
     private int head;   // next byte to take
     private int count;
+    private long takenBytes; // every byte take() ever returned; guarded by lock
     private boolean closed;
     private volatile Runnable onData;
 
@@ -101,6 +102,7 @@ final class ByteRing {
             System.arraycopy(buffer, 0, b, off + first, n - first);
             head = (head + n) % buffer.length;
             count -= n;
+            takenBytes += n;
             notFull.signalAll();
             return n;
         } finally {
@@ -170,6 +172,16 @@ final class ByteRing {
         lock.lock();
         try {
             return count;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Every byte {@link #take} has returned so far. */
+    long takenBytes() {
+        lock.lock();
+        try {
+            return takenBytes;
         } finally {
             lock.unlock();
         }

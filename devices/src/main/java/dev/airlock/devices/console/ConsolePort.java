@@ -26,6 +26,7 @@ final class ConsolePort implements AutoCloseable {
     private final Thread outputPump;
     private final AtomicLong lastWarningNs = new AtomicLong(System.nanoTime() - WARNING_INTERVAL_NS);
     private volatile boolean closed;
+    private volatile long handedOver; // bytes the output pump took and finished writing; written by the pump only
 
     ConsolePort(ConsoleEndpoint endpoint, ConsoleMetrics metrics) {
         this.endpoint = Objects.requireNonNull(endpoint, "endpoint");
@@ -74,6 +75,8 @@ final class ConsolePort implements AutoCloseable {
                     }
                     metrics.recordOutputError();
                     warn(n + " bytes of output lost (" + metrics.outputErrors() + " failed writes so far): " + e);
+                } finally {
+                    handedOver += n; // written or lost: either way the pump holds nothing now
                 }
             }
         } catch (InterruptedException e) {
@@ -92,11 +95,12 @@ final class ConsolePort implements AutoCloseable {
 
     /**
      * Waits until the output pump has handed every buffered byte to the endpoint, at most
-     * {@code timeoutMs}.
+     * {@code timeoutMs}: the ring is empty and the pump has finished writing what it took out (an
+     * empty ring alone would let a close cut off the chunk the pump is still writing).
      */
     boolean drainOutput(long timeoutMs) throws InterruptedException {
         long deadline = System.nanoTime() + timeoutMs * 1_000_000;
-        while (!output.isEmpty()) {
+        while (!output.isEmpty() || handedOver != output.takenBytes()) {
             if (System.nanoTime() - deadline > 0) {
                 return false;
             }

@@ -97,6 +97,54 @@ class ConsoleDeviceTest {
         assertEquals(0, world.deviceHost().faultCount(guest.id(), 0));
     }
 
+    /** A sink that takes 300 ms per write and refuses writes once closed, like a slow client going away. */
+    private static final class SlowSink extends java.io.OutputStream {
+        final java.io.ByteArrayOutputStream got = new java.io.ByteArrayOutputStream();
+        volatile boolean closed;
+
+        @Override
+        public void write(int b) throws IOException {
+            write(new byte[] {(byte) b}, 0, 1);
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            try {
+                Thread.sleep(300);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            if (closed) {
+                throw new IOException("closed");
+            }
+            synchronized (got) {
+                got.write(b, off, len);
+            }
+        }
+
+        @Override
+        public void close() {
+            closed = true;
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
+    void shouldDeliverOutputTheDeviceTookBeforeClosing(TransportKind kind) throws Exception {
+        SlowSink sink = new SlowSink();
+        java.io.PipedInputStream silent = new java.io.PipedInputStream(new java.io.PipedOutputStream());
+        DeviceWorld.Guest guest = world.guest("guest1");
+        ConsoleDevice device = device(new ConsoleDevice(ConsoleEndpoint.streams(silent, sink)));
+        Console console = new Console(world.attach(kind, guest, 0, device), ram(guest), 0);
+        byte[] text = "taken by the device, still being written when it closes\n".getBytes(StandardCharsets.UTF_8);
+        console.output().write(text);
+        console.output().flush(); // the device took it (used): from here it is the device's to deliver
+        device.close(); // while the output pump is still inside its slow write
+        synchronized (sink.got) {
+            assertArrayEquals(text, sink.got.toByteArray());
+        }
+    }
+
     @ParameterizedTest
     @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
     void shouldServeTheNextClientWhenOneDisconnects(TransportKind kind) throws Exception {
