@@ -1,5 +1,6 @@
 package dev.airlock.bench;
 
+import dev.airlock.devices.blk.BlkConfigLayout;
 import dev.airlock.devices.blk.BlkDevice;
 import dev.airlock.devices.blk.BlockDevice;
 import dev.airlock.devices.blk.BlockDeviceOptions;
@@ -64,8 +65,6 @@ public class VhostUserBlkBench {
     /** Where the baseline is looked for. */
     public static final Path QSD = Path.of("/usr/bin/qemu-storage-daemon");
     private static final long IMAGE_BYTES = 256L << 20;
-    /** struct virtio_blk_config up to write_zeroes_may_unmap and its padding (QEMU 7.2). */
-    private static final int BLK_CONFIG_LENGTH = 60;
     private static final long RAM_GPA = 0;
     private static final long RAM_BYTES = 16L << 20;
     /** The block device's I/O area (control slots and staging) at the start of RAM; read buffers follow it. */
@@ -133,7 +132,7 @@ public class VhostUserBlkBench {
             space.add(ram.region(RAM_GPA));
             space.add(shared.region(SHARED_GPA));
             transport = VhostUserDriverTransport.connect(socket, BlkDevice.DEVICE_ID,
-                    BLK_CONFIG_LENGTH, shared, SHARED_GPA, Duration.ofSeconds(5));
+                    BlkConfigLayout.CONFIG_LENGTH, shared, SHARED_GPA, Duration.ofSeconds(5));
             frontend = new VirtioFrontend(transport, space);
             blk = BlockDevice.open(frontend, space, BlockDeviceOptions.of(RAM_GPA, IO_AREA_BYTES).withQueueDepth(depth));
             checkData(chunk);

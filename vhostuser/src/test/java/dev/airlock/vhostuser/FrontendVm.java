@@ -1,5 +1,6 @@
 package dev.airlock.vhostuser;
 
+import dev.airlock.devices.blk.BlkConfigLayout;
 import dev.airlock.devices.blk.BlkDevice;
 import dev.airlock.devices.blk.BlockDevice;
 import dev.airlock.devices.blk.BlockDeviceOptions;
@@ -20,7 +21,7 @@ import java.time.Duration;
  */
 final class FrontendVm implements AutoCloseable {
     /** struct virtio_blk_config up to write_zeroes_may_unmap and its padding (QEMU 7.2). */
-    static final int BLK_CONFIG_LENGTH = 60;
+    static final int BLK_CONFIG_LENGTH = BlkConfigLayout.CONFIG_LENGTH;
     static final long RAM_GPA = 0;
     static final long RAM_BYTES = 32L << 20;
     /** The block device's I/O area: the first half of RAM. */

@@ -1,5 +1,6 @@
 package dev.airlock.cli.machine;
 
+import dev.airlock.devices.blk.BlkConfigLayout;
 import dev.airlock.devices.blk.BlkDevice;
 import dev.airlock.memory.GuestAddressSpace;
 import dev.airlock.memory.MemoryRegion;
@@ -19,8 +20,6 @@ import java.util.Objects;
  * of the address space and unmaps it.
  */
 public final class VhostUserDevice implements AutoCloseable {
-    /** Length of struct virtio_blk_config that QEMU 7.2 backends answer GET_CONFIG with. */
-    public static final int BLK_CONFIG_LENGTH = 60;
     /** Regions of vhost-user devices start on this alignment (as the hypervisor's device slots do). */
     public static final long REGION_ALIGNMENT = 1L << 30;
 
@@ -61,7 +60,7 @@ public final class VhostUserDevice implements AutoCloseable {
         VhostUserDriverTransport transport = null;
         try {
             region = space.add(shared.region(gpaBase));
-            transport = VhostUserDriverTransport.connect(spec.socket(), BlkDevice.DEVICE_ID, BLK_CONFIG_LENGTH, shared, gpaBase,
+            transport = VhostUserDriverTransport.connect(spec.socket(), BlkDevice.DEVICE_ID, BlkConfigLayout.CONFIG_LENGTH, shared, gpaBase,
                     timeout, Duration.ofSeconds(spec.reconnectSeconds()));
             return new VhostUserDevice(spec, space, shared, region, new VirtioFrontend(transport, space));
         } catch (RuntimeException e) {

@@ -20,6 +20,7 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 import static dev.airlock.devices.blk.BlkRequestLayout.SECTOR_SHIFT;
 import static dev.airlock.devices.blk.BlkRequestLayout.SECTOR_SIZE;
@@ -58,7 +59,7 @@ public final class BlockDevice implements AutoCloseable {
     private final MemorySegment staging;
     private final long stagingGpa;
     private final CoherentBuffer control;
-    private final java.util.concurrent.atomic.AtomicBoolean controlFreed = new java.util.concurrent.atomic.AtomicBoolean();
+    private final AtomicBoolean controlFreed = new AtomicBoolean();
     private final long chunkBytes;
     private final BlockingQueue<Long> freeChunks;
 
