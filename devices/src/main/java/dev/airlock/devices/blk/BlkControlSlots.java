@@ -69,8 +69,7 @@ final class BlkControlSlots {
     int take(BlkDriverRequest r, ScatterGather sg) {
         int slot = free[--freeCount];
         MemorySegment s = slot(slot);
-        s.fill((byte) 0);
-        BlkRequestLayout.writeHeader(s, r.type, r.hasSegment() ? 0 : r.sector);
+        BlkRequestLayout.writeHeader(s, r.type, r.hasSegment() ? 0 : r.sector); // all 16 bytes, reserved included
         s.set(ValueLayout.JAVA_BYTE, STATUS_OFFSET, NO_STATUS);
         if (r.hasSegment()) {
             BlkRequestLayout.writeSegment(s.asSlice(PAYLOAD_OFFSET), r.sector, (int) r.numSectors, r.segmentFlags);
@@ -88,6 +87,7 @@ final class BlkControlSlots {
             }
         }
         if (r.type == BlkRequestLayout.VIRTIO_BLK_T_GET_ID) {
+            s.asSlice(PAYLOAD_OFFSET, BlkRequestLayout.VIRTIO_BLK_ID_BYTES).fill((byte) 0); // a shorter id reads as zeros
             sg.inMapped(dma + PAYLOAD_OFFSET, BlkRequestLayout.VIRTIO_BLK_ID_BYTES);
         }
         sg.inMapped(dma + STATUS_OFFSET, BlkRequestLayout.STATUS_LENGTH);

@@ -11,7 +11,6 @@ import dev.airlock.virtio.VirtioFeatures;
 import dev.airlock.virtio.VirtqueueDriver;
 
 import java.io.IOException;
-import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -53,6 +52,9 @@ final class BlkDriverLoop implements Runnable {
     private final AtomicLong seq = new AtomicLong();
     private final ArrayDeque<BlkDriverRequest> waiting = new ArrayDeque<>();
     private final ScatterGather sg = new ScatterGather(8);
+    private final CoherentBuffer control; // the control slots: freed by shutdown, after the device is reset
+    private final boolean[] added; // per queue, during submitWaiting
+    private final VirtqueueDriver.UsedHandler<BlkDriverRequest> onUsed = this::onUsed;
     private final Thread thread;
     private final AtomicLong completed = new AtomicLong();
     private final AtomicLong recoveries = new AtomicLong();
@@ -72,7 +74,9 @@ final class BlkDriverLoop implements Runnable {
     BlkDriverLoop(String name, VirtioFrontend frontend, BlockDeviceOptions options, CoherentBuffer control) {
         this.frontend = frontend;
         this.options = options;
+        this.control = control;
         this.slots = new BlkControlSlots(control, options.queueDepth());
+        this.added = new boolean[options.maxQueues()];
         this.thread = Thread.ofPlatform().name("blk-driver:" + name).daemon().unstarted(this);
         frontend.setListener(new VirtioFrontend.Listener() {
             @Override
@@ -183,6 +187,10 @@ final class BlkDriverLoop implements Runnable {
             return request.future;
         }
         inbox.add(request);
+        if (state == State.CLOSED && inbox.remove(request)) {
+            // shutdown drained the inbox between the check above and the add: nobody else will
+            request.future.completeExceptionally(new BlkDeviceFailedException(describeFailure(), failure));
+        }
         wake.release();
         return request.future;
     }
@@ -262,6 +270,13 @@ final class BlkDriverLoop implements Runnable {
         if (!healthy()) {
             onFailure();
             return true;
+        }
+        if (slots.inUse() > 0) {
+            // While this loop is awake it reaps by itself: no used-buffer interrupts (virtio-blk does the
+            // same). They are re-enabled, with the re-check, before the loop goes to sleep below.
+            for (int q = 0; q < info.queueCount(); q++) {
+                frontend.queue(q).disableCallbacks();
+            }
         }
         boolean progress = submitWaiting();
         progress |= reap();
@@ -454,17 +469,26 @@ final class BlkDriverLoop implements Runnable {
         if (state == State.CLOSED) {
             return;
         }
-        failAll(failure);
+        failAll(failure); // resets the device if it still answers: it no longer writes the control slots
         state = State.CLOSED;
+        BlkDeviceFailedException closed = new BlkDeviceFailedException(describeFailure(), failure);
+        for (BlkDriverRequest r; (r = inbox.poll()) != null; ) {
+            r.future.completeExceptionally(closed); // submitted while failAll ran; submit re-checks after this
+        }
         for (CompletableFuture<Void> call; (call = recoverCalls.poll()) != null; ) {
             call.completeExceptionally(new BlkDeviceFailedException("block device is closed", null));
+        }
+        try {
+            frontend.dma().freeCoherent(control);
+        } catch (RuntimeException e) {
+            // the frontend was closed first: its pool, and the control slots with it, are gone already
         }
     }
 
     /** Adds waiting requests while the depth, descriptors and pool allow; kicks. */
     private boolean submitWaiting() {
         int queues = info.queueCount();
-        boolean[] added = new boolean[queues];
+        Arrays.fill(added, false);
         boolean any = false;
         while (!waiting.isEmpty() && !slots.full()) {
             BlkDriverRequest r = waiting.peekFirst();
@@ -523,7 +547,7 @@ final class BlkDriverLoop implements Runnable {
     private boolean reap() {
         boolean any = false;
         for (int q = 0; q < info.queueCount(); q++) {
-            any |= frontend.<BlkDriverRequest>queue(q).reap(this::onUsed, Integer.MAX_VALUE) > 0;
+            any |= frontend.<BlkDriverRequest>queue(q).reap(onUsed, Integer.MAX_VALUE) > 0;
         }
         return any;
     }

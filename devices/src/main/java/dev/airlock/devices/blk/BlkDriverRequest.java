@@ -12,6 +12,9 @@ final class BlkDriverRequest {
     final int type;
     /** The header's sector (IN, OUT), or the segment's sector (DISCARD, WRITE_ZEROES). */
     final long sector;
+    /** The data buffers of a request without data (never written). */
+    private static final long[] NO_BUFFERS = new long[0];
+
     /** Data buffers (IN, OUT) in the driver's private RAM. */
     final long[] gpas;
     final long[] lengths;
@@ -42,12 +45,12 @@ final class BlkDriverRequest {
 
     /** A request without data (FLUSH, GET_ID). */
     static BlkDriverRequest control(int type) {
-        return new BlkDriverRequest(type, 0, new long[0], new long[0], 0, 0);
+        return new BlkDriverRequest(type, 0, NO_BUFFERS, NO_BUFFERS, 0, 0);
     }
 
     /** A discard or write-zeroes of one range. */
     static BlkDriverRequest range(int type, long sector, long numSectors, int flags) {
-        return new BlkDriverRequest(type, sector, new long[0], new long[0], numSectors, flags);
+        return new BlkDriverRequest(type, sector, NO_BUFFERS, NO_BUFFERS, numSectors, flags);
     }
 
     boolean writesToDevice() {

@@ -20,7 +20,6 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 import static dev.airlock.devices.blk.BlkRequestLayout.SECTOR_SHIFT;
 import static dev.airlock.devices.blk.BlkRequestLayout.SECTOR_SIZE;
@@ -58,14 +57,11 @@ public final class BlockDevice implements AutoCloseable {
     private final BlkDriverLoop loop;
     private final MemorySegment staging;
     private final long stagingGpa;
-    private final CoherentBuffer control;
-    private final AtomicBoolean controlFreed = new AtomicBoolean();
     private final long chunkBytes;
     private final BlockingQueue<Long> freeChunks;
 
     private BlockDevice(VirtioFrontend frontend, BlockDeviceOptions options, MemorySegment ioArea, CoherentBuffer control) {
         this.frontend = frontend;
-        this.control = control;
         this.loop = new BlkDriverLoop(frontend.transport().name(), frontend, options, control);
         this.staging = ioArea;
         this.stagingGpa = options.ioAreaGpa();
@@ -470,13 +466,6 @@ public final class BlockDevice implements AutoCloseable {
     @Override
     public void close() {
         loop.close();
-        if (controlFreed.compareAndSet(false, true)) {
-            try {
-                frontend.dma().freeCoherent(control);
-            } catch (RuntimeException e) {
-                // the frontend was closed first: its pool, and the control slots with it, are gone already
-            }
-        }
     }
 
     @Override
