@@ -24,12 +24,11 @@ public final class DriverSignals {
     /** The longest single wait: a safety net only, every event is signalled. */
     private static final long MAX_WAIT_MS = 1_000;
 
-    private final VirtioFrontend frontend;
     private final String device;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition signalled = lock.newCondition();
-    private long usedEpoch;   // guarded by lock
-    private long configEpoch; // guarded by lock
+    private volatile long usedEpoch;   // written under lock, read without it
+    private volatile long configEpoch; // written under lock, read without it
     private volatile boolean detachSeen;
     private volatile boolean closed;
 
@@ -40,7 +39,6 @@ public final class DriverSignals {
      * @param device   what the device is, for messages: "the console device", say
      */
     public DriverSignals(VirtioFrontend frontend, String device) {
-        this.frontend = frontend;
         this.device = device;
         frontend.setListener(new VirtioFrontend.Listener() {
             @Override
@@ -87,12 +85,7 @@ public final class DriverSignals {
      * @return the epoch
      */
     public long usedEpoch() {
-        lock.lock();
-        try {
-            return usedEpoch;
-        } finally {
-            lock.unlock();
-        }
+        return usedEpoch;
     }
 
     /**
@@ -101,12 +94,7 @@ public final class DriverSignals {
      * @return the epoch
      */
     public long configEpoch() {
-        lock.lock();
-        try {
-            return configEpoch;
-        } finally {
-            lock.unlock();
-        }
+        return configEpoch;
     }
 
     /**
@@ -154,14 +142,5 @@ public final class DriverSignals {
     public void close() {
         closed = true;
         signal(false);
-    }
-
-    /**
-     * The frontend these signals listen to.
-     *
-     * @return the frontend
-     */
-    public VirtioFrontend frontend() {
-        return frontend;
     }
 }

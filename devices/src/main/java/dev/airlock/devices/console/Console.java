@@ -269,7 +269,9 @@ public final class Console implements AutoCloseable {
 
         @Override
         public int available() {
-            lock.lock();
+            if (!lock.tryLock()) {
+                return 0; // a read holds the stream, waiting for input or copying it out: never block here
+            }
             try {
                 long total = currentSlot >= 0 ? currentLength - currentPosition : 0;
                 for (long[] f : filled) {

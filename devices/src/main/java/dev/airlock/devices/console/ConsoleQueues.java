@@ -319,6 +319,12 @@ final class ConsoleQueues {
     }
 
     private void readyForConfig() {
+        if (closed) {
+            throw new TransportException("console is closed");
+        }
+        if (failure != null) {
+            throw new TransportException(failure.getMessage()); // failed for good: never initialised again
+        }
         if (signals.detachSeen() && !frontend.transport().isDetached() && !frontend.transport().isBroken()) {
             try {
                 reinitialise();

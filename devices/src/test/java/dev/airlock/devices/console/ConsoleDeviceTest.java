@@ -97,6 +97,34 @@ class ConsoleDeviceTest {
         assertEquals(0, world.deviceHost().faultCount(guest.id(), 0));
     }
 
+    @ParameterizedTest
+    @EnumSource(value = TransportKind.class, names = {"MSGQ_MMIO", "SHMEM_DOORBELL"})
+    void shouldAnswerAvailableWhileAReadIsBlocked(TransportKind kind) throws Exception {
+        java.io.PipedInputStream silent = new java.io.PipedInputStream(new java.io.PipedOutputStream());
+        DeviceWorld.Guest guest = world.guest("guest1");
+        ConsoleDevice device = device(new ConsoleDevice(ConsoleEndpoint.streams(silent, java.io.OutputStream.nullOutputStream())));
+        Console console = new Console(world.attach(kind, guest, 0, device), ram(guest), 0);
+        Thread reader = Thread.ofPlatform().daemon().start(() -> {
+            try {
+                console.input().read(); // blocks: nothing comes
+            } catch (IOException e) {
+                // closed by the test's end
+            }
+        });
+        while (reader.getState() != Thread.State.WAITING && reader.getState() != Thread.State.TIMED_WAITING) {
+            Thread.sleep(1);
+        }
+        CompletableFuture<Integer> available = CompletableFuture.supplyAsync(() -> {
+            try {
+                return console.input().available();
+            } catch (IOException e) {
+                throw new RuntimeException(e);
+            }
+        });
+        assertEquals(0, available.get(5, TimeUnit.SECONDS), "available() must not wait for the blocked read");
+        console.close();
+    }
+
     /** A sink that takes 300 ms per write and refuses writes once closed, like a slow client going away. */
     private static final class SlowSink extends java.io.OutputStream {
         final java.io.ByteArrayOutputStream got = new java.io.ByteArrayOutputStream();
