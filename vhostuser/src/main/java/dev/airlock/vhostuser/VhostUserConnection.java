@@ -1,5 +1,6 @@
 package dev.airlock.vhostuser;
 
+import dev.airlock.memory.sys.Linux;
 import dev.airlock.memory.sys.UnixSocket;
 import dev.airlock.transport.VirtioDeviceModel;
 
@@ -225,6 +226,14 @@ final class VhostUserConnection {
         boolean noFd = (value & VhostUserVringLayout.FD_NOFD_FLAG) != 0;
         m.expectFds(noFd ? 0 : 1);
         int fd = noFd ? -1 : m.takeFd(0);
+        if (fd >= 0) {
+            try {
+                EventFds.requireNonBlockingEventFd(m.name() + ".fd", fd);
+            } catch (VhostUserProtocolException e) {
+                Linux.close(fd);
+                throw e;
+            }
+        }
         switch (m.request) {
             case VhostUserRequest.SET_VRING_KICK -> {
                 if (noFd) {

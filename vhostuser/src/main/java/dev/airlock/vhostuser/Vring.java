@@ -1,6 +1,8 @@
 package dev.airlock.vhostuser;
 
+import dev.airlock.memory.sys.Errno;
 import dev.airlock.memory.sys.Linux;
+import dev.airlock.memory.sys.NativeCallException;
 import dev.airlock.virtio.VirtqueueDevice;
 
 /**
@@ -48,14 +50,25 @@ final class Vring {
     /** Sends a used buffer notification, if the front-end gave a call fd. */
     synchronized void call() {
         if (callFd >= 0) {
-            Linux.eventfdWrite(callFd, 1);
+            signal(callFd);
+        }
+    }
+
+    /** Adds 1 to a non-blocking eventfd; a counter the front-end filled to the top is signalled already. */
+    private static void signal(int fd) {
+        try {
+            Linux.eventfdWrite(fd, 1);
+        } catch (NativeCallException e) {
+            if (e.errno() != Errno.EAGAIN) {
+                throw e;
+            }
         }
     }
 
     /** Signals the error eventfd, if any. */
     synchronized void error() {
         if (errFd >= 0) {
-            Linux.eventfdWrite(errFd, 1);
+            signal(errFd);
         }
     }
 

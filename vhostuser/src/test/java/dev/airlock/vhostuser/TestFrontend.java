@@ -27,7 +27,7 @@ final class TestFrontend implements AutoCloseable {
 
     final SharedMemory guest;
     final UnixSocket socket;
-    final int kickFd = Linux.eventfd(0, Linux.EFD_CLOEXEC);
+    final int kickFd = Linux.eventfd(0, Linux.EFD_CLOEXEC | Linux.EFD_NONBLOCK);
     final int callFd = Linux.eventfd(0, Linux.EFD_CLOEXEC | Linux.EFD_NONBLOCK);
     final int errFd = Linux.eventfd(0, Linux.EFD_CLOEXEC | Linux.EFD_NONBLOCK);
     private final boolean ownsGuest;

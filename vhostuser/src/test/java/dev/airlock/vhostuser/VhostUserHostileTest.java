@@ -87,6 +87,32 @@ class VhostUserHostileTest extends VhostUserTestSupport {
     }
 
     @Test
+    void rejectsACallFdThatIsNotAnEventFd() {
+        try (TestFrontend f = negotiated()) {
+            int file = Linux.memfdCreate("not-an-eventfd", 4096, Linux.MFD_CLOEXEC);
+            try {
+                f.send(VhostUserRequest.SET_VRING_CALL, u64(0), file); // a call's 8-byte write would land in a file
+                assertClosedFor(f, "SET_VRING_CALL.fd");
+            } finally {
+                Linux.close(file);
+            }
+        }
+    }
+
+    @Test
+    void rejectsABlockingEventFd() {
+        try (TestFrontend f = negotiated()) {
+            int blocking = Linux.eventfd(0, Linux.EFD_CLOEXEC);
+            try {
+                f.send(VhostUserRequest.SET_VRING_ERR, u64(0), blocking); // filled to the top, a write would block
+                assertClosedFor(f, "SET_VRING_ERR.fd");
+            } finally {
+                Linux.close(blocking);
+            }
+        }
+    }
+
+    @Test
     void rejectsAKickWithoutFdBecausePollingIsNotSupported() {
         try (TestFrontend f = negotiated()) {
             f.send(VhostUserRequest.SET_VRING_KICK, u64(0x100));

@@ -140,7 +140,7 @@ class VhostUserMessageFuzzTest {
                 int[] fds = new int[m.fdCount()];
                 for (int i = 0; i < fds.length; i++) {
                     fds[i] = i == 0 && m.memfd() ? Linux.memfdCreate("fuzz-guest", MEMFD_BYTES, Linux.MFD_CLOEXEC)
-                            : Linux.eventfd(0, Linux.EFD_CLOEXEC);
+                            : Linux.eventfd(0, Linux.EFD_CLOEXEC | Linux.EFD_NONBLOCK);
                 }
                 try {
                     socket.send(m.bytes(), fds);
