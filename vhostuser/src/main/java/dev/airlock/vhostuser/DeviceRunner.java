@@ -227,8 +227,9 @@ final class DeviceRunner implements DeviceContext {
                         "smaller than the size " + ring.num + " of ring " + ring.index);
             }
             if (tracker != null) {
-                int[] heads = tracker.recover(queue.readUsedIdx());
-                queue.startAt((queue.readUsedIdx() + heads.length) & 0xffff);
+                int usedIdx = queue.readUsedIdx(); // read once: the recovery and the queue start from the same value
+                int[] heads = tracker.recover(usedIdx);
+                queue.startAt((usedIdx + heads.length) & 0xffff, usedIdx);
                 for (int head : heads) {
                     queue.resubmit(head);
                 }

@@ -508,13 +508,28 @@ public final class VirtqueueDevice {
      *                                   {@code nextAvailIdx}; the queue is then broken
      */
     public void startAt(int nextAvailIdx) {
-        if (nextAvailIdx < 0 || nextAvailIdx > Virtqueues.IDX_MASK) {
-            throw new IllegalArgumentException("avail position outside 0..65535: " + nextAvailIdx);
+        startAt(nextAvailIdx, readUsedIdx());
+    }
+
+    /**
+     * As {@link #startAt(int)}, with the used idx the caller already read from the ring (to recover
+     * inflight chains against it, say): the used ring lives in guest memory, so two readings could
+     * differ, and the recovery and the queue must agree on one.
+     *
+     * @param nextAvailIdx the avail idx value of the next chain to take, 0 to 65535
+     * @param usedIdx      the used idx read from the ring, 0 to 65535
+     * @throws IllegalArgumentException  if a value is out of range
+     * @throws IllegalStateException     if a chain was already taken from this queue
+     * @throws VirtioProtocolException   if {@code usedIdx} is more than the queue size behind
+     *                                   {@code nextAvailIdx}; the queue is then broken
+     */
+    public void startAt(int nextAvailIdx, int usedIdx) {
+        if (nextAvailIdx < 0 || nextAvailIdx > Virtqueues.IDX_MASK || usedIdx < 0 || usedIdx > Virtqueues.IDX_MASK) {
+            throw new IllegalArgumentException("avail or used position outside 0..65535: " + nextAvailIdx + ", " + usedIdx);
         }
         if (started) {
             throw new IllegalStateException("queue '" + name + "' already took chains; start it before the first pop");
         }
-        int usedIdx = readUsedIdx();
         int taken = Virtqueues.idxDistance(usedIdx, nextAvailIdx);
         if (taken > size) {
             throw violation("used.idx", usedIdx, "is " + taken + " behind the starting avail position " + nextAvailIdx
