@@ -16,7 +16,8 @@ import java.util.function.IntConsumer;
  * (no {@code POLLIN}), so it never competes with the thread reading replies.
  */
 final class CallPoller implements Runnable {
-    private static final int POLL_TIMEOUT_MS = 500;
+    /** No timeout: the wake-up eventfd ends the wait for close(). */
+    private static final int POLL_TIMEOUT_MS = -1;
     private static final long JOIN_TIMEOUT_MS = 5_000;
 
     private final int[] callFds;

@@ -10,11 +10,15 @@ import dev.airlock.transport.DriverTransport;
 import dev.airlock.transport.TransportException;
 import dev.airlock.transport.TransportKind;
 import dev.airlock.virtio.DeviceStatus;
+import dev.airlock.virtio.VirtqAvailLayout;
+import dev.airlock.virtio.VirtqDescLayout;
+import dev.airlock.virtio.VirtqUsedLayout;
 
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.Objects;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Supplier;
 
 import static dev.airlock.vhostuser.FrontendMessages.u64;
@@ -79,6 +83,8 @@ public final class VhostUserDriverTransport implements DriverTransport {
     private final int[] callFds;
     private final int[] errFds;
     private final VhostUserQueueSetup[] queues;
+    /** Kicks hold the read lock while they write a kick fd; close() takes the write lock once, after setting closed. */
+    private final ReentrantReadWriteLock fdLock = new ReentrantReadWriteLock();
     /** Guards the broken, detached and closed transitions; never held while waiting for a reply. */
     private final Object stateLock = new Object();
     private volatile FrontendSession session; // replaced by a reconnect while holding this object's monitor
@@ -277,8 +283,8 @@ public final class VhostUserDriverTransport implements DriverTransport {
             }
             if (adopt(fresh)) {
                 Listener l = listener;
-                if (l != null) {
-                    l.onReattached();
+                if (l != null && !closed && !broken && !detached && session == fresh) {
+                    l.onReattached(); // not if it closed or the fresh connection was lost again meanwhile
                 }
             } else {
                 fresh.close();
@@ -453,12 +459,12 @@ public final class VhostUserDriverTransport implements DriverTransport {
                     || (status & DeviceStatus.DRIVER_OK) != 0) {
                 return false;
             }
-            long descBytes = 16L * size;
-            long availBytes = 6L + 2L * size;
-            long usedBytes = 6L + 8L * size;
-            if (!mapping.region().contains(descAddr, descBytes) || !mapping.region().contains(availAddr, availBytes)
-                    || !mapping.region().contains(usedAddr, usedBytes)) {
-                return false;
+            if (!mapping.region().contains(descAddr, VirtqDescLayout.tableLengthBytes(size))
+                    || !mapping.region().contains(availAddr, VirtqAvailLayout.lengthBytes(size))
+                    || !mapping.region().contains(usedAddr, VirtqUsedLayout.lengthBytes(size))
+                    || descAddr % VirtqDescLayout.TABLE_ALIGNMENT != 0 || availAddr % VirtqAvailLayout.ALIGNMENT != 0
+                    || usedAddr % VirtqUsedLayout.ALIGNMENT != 0) {
+                return false; // a backend would refuse these rings (VIRTIO 1.2 §2.7), and on every reconnect again
             }
             queues[queue] = new VhostUserQueueSetup(size, descAddr, availAddr, usedAddr, false);
             return true;
@@ -512,13 +518,18 @@ public final class VhostUserDriverTransport implements DriverTransport {
 
     @Override
     public void notifyQueue(int queue) {
-        if (broken || closed || detached || queue < 0 || queue >= queueCount) {
+        if (broken || detached || queue < 0 || queue >= queueCount) {
             return;
         }
+        fdLock.readLock().lock(); // close() takes the write lock before closing the kick fds
         try {
-            Linux.eventfdWrite(kickFds[queue], 1);
+            if (!closed) {
+                Linux.eventfdWrite(kickFds[queue], 1);
+            }
         } catch (NativeCallException e) {
             markBroken("kick of queue " + queue + " failed: " + e.getMessage());
+        } finally {
+            fdLock.readLock().unlock();
         }
     }
 
@@ -576,6 +587,8 @@ public final class VhostUserDriverTransport implements DriverTransport {
         }
         poller.close();
         session.channel.shutdown();
+        fdLock.writeLock().lock(); // no kick is between its closed check and its write
+        fdLock.writeLock().unlock();
         synchronized (this) {
             session.close();
             for (int q = 0; q < queueCount; q++) {
